@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a logger may know about the run it records."""
+
+    run_dir: Path
+    name: str
+    total_steps: int
+    config: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Logger:
-    """Receives scalar metrics per step and, at the end, artefacts (files)."""
+    """Receives scalar metrics per step and, at the end, artefacts (files).
+
+    Built as ``Logger(config, run)`` with ``run`` a :class:`RunInfo`.
+    """
 
     Config: type
 

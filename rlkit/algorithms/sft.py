@@ -1,0 +1,78 @@
+"""Supervised fine-tuning: negative log-likelihood of completion tokens only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
+from rlkit.algorithms.losses import sft_loss
+from rlkit.data.collate import TokenBatch, collate, pack, tokenize
+from rlkit.generators.hf import HFGenerator
+from rlkit.models.forward import target_logprobs
+from rlkit.trainer.evaluation import greedy_accuracy
+from rlkit.types import SampleKind, SFTSample
+
+
+@dataclass
+class SFTConfig:
+    max_length: int = 512
+    #: Pack several samples per row (no attention across them, positions restart).
+    packing: bool = False
+
+
+@dataclass
+class SFTMicroBatch:
+    batch: TokenBatch
+    #: Completion tokens in the whole update across ranks: the loss denominator.
+    total_targets: float
+
+
+class SFT(Algorithm):
+    Config = SFTConfig
+    sample_kind = SampleKind.SFT
+
+    def __init__(self, config: SFTConfig, ctx: TrainContext):
+        super().__init__(config, ctx)
+        self.eval_generator = HFGenerator(HFGenerator.Config(batch_size=ctx.trainer.eval_batch_size), ctx.policy, ctx.tokenizer)
+
+    def batches(self, samples: Sequence[SFTSample], micro_batch_size: int) -> list[TokenBatch]:
+        tokenized = [tokenize(self.ctx.tokenizer, s.prompt, s.completion, self.config.max_length) for s in samples]
+        chunks = [tokenized[i : i + micro_batch_size] for i in range(0, len(tokenized), micro_batch_size)]
+        pad = self.ctx.tokenizer.pad_token_id
+        if self.config.packing:
+            return [pack(chunk, pad, self.config.max_length) for chunk in chunks]
+        return [collate(chunk, pad) for chunk in chunks]
+
+    def prepare(self, samples: Sequence[SFTSample]) -> StepPlan:
+        batches = self.batches(samples, self.ctx.trainer.micro_batch_size)
+        total = self.ctx.backend.all_reduce_sum(float(sum(b.num_targets for b in batches)))
+        return StepPlan([[SFTMicroBatch(b, total) for b in batches]])
+
+    def loss(self, micro_batch: SFTMicroBatch) -> LossOutput:
+        batch = micro_batch.batch.to(self.ctx.backend.device)
+        logps, mask, _ = target_logprobs(self.ctx.policy, batch)
+        loss = sft_loss(logps, mask, micro_batch.total_targets)
+        return LossOutput(loss, {"loss": loss.item(), "tokens": float(mask.sum())})
+
+    @torch.no_grad()
+    def evaluate(self, samples: Sequence[SFTSample]) -> dict[str, float]:
+        policy = self.ctx.policy
+        was_training = policy.training
+        policy.eval()
+        nll, count = 0.0, 0
+        for batch in self.batches(samples, self.ctx.trainer.eval_batch_size):
+            logps, mask, _ = target_logprobs(policy, batch.to(self.ctx.backend.device))
+            nll -= float(logps[mask].sum())
+            count += int(mask.sum())
+        policy.train(was_training)
+        metrics = {"loss": nll / max(count, 1)}
+        answered = [s for s in samples if s.answer is not None]
+        if answered:
+            metrics["accuracy"] = greedy_accuracy(
+                self.eval_generator, [s.prompt for s in answered], [s.answer for s in answered],
+                self.ctx.trainer.eval_max_new_tokens,
+            )
+        return metrics

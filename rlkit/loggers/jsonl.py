@@ -1,0 +1,81 @@
+"""Metrics as JSON Lines: one object per ``log`` call, ``{"step": int, "<metric>": float, ...}``.
+
+The file is plain text that survives a killed run (each line is flushed) and is read
+back by :func:`read_metrics` (plots, sweep summaries). On resume the trainer calls
+:func:`truncate_after` with the checkpoint's step so the replayed steps are not doubled.
+
+Non-finite values are written as ``null`` (strict JSON) and read back as ``nan``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from rlkit.loggers.base import Logger, RunInfo
+
+
+class JsonlLogger(Logger):
+    """Appends one JSON line per ``log`` call to ``run_dir / filename``."""
+
+    @dataclass
+    class Config:
+        filename: str = "metrics.jsonl"
+
+    def __init__(self, config: Config, run: RunInfo) -> None:
+        self.path = Path(run.run_dir) / config.filename
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        if "step" in metrics:
+            raise ValueError("'step' is reserved in metrics.jsonl; rename the metric")
+        record: dict[str, Any] = {"step": int(step)}
+        for key, value in metrics.items():
+            value = float(value)  # numpy / torch scalars too
+            record[key] = value if math.isfinite(value) else None
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, float]]:
+    """The records of a metrics file, in order (``step`` is an int, ``null`` becomes ``nan``)."""
+    return [
+        {key: math.nan if value is None else value for key, value in record.items()}
+        for _, record in _records(Path(path))
+    ]
+
+
+def truncate_after(path: str | os.PathLike[str], step: int) -> None:
+    """Keep only the lines whose step is ``<= step``; atomic (temp file + ``os.replace``).
+
+    Called on resume from a checkpoint taken at ``step``. A missing file is left missing.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    kept = [line for line, record in _records(path) if record["step"] <= step]
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.writelines(kept)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(line, record)`` pairs, skipping blank lines and a torn last line of a killed run."""
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            if not line.endswith("\n"):
+                return  # the final write was cut short
+            yield line, json.loads(line)

@@ -1,0 +1,47 @@
+"""Plots of a run's metrics file (see :mod:`rlkit.loggers.jsonl`), e.g. reward and accuracy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+from rlkit.loggers.jsonl import read_metrics
+
+
+def plot_metrics(
+    metrics_path: str | os.PathLike[str],
+    keys: Sequence[str],
+    out_path: str | os.PathLike[str],
+    title: Optional[str] = None,
+) -> Path:
+    """Write a PNG with one subplot per key (the key against step) and return its path.
+
+    Steps that did not log a key are skipped; a key never logged gets an empty subplot.
+    Uses matplotlib's Agg canvas directly: no pyplot, no global backend switch.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not keys:
+        raise ValueError("plot_metrics needs at least one key")
+    records = read_metrics(metrics_path)
+    fig = Figure(figsize=(7, 2.2 * len(keys)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(keys), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, key in zip(axes, keys):
+        points = [(r["step"], r[key]) for r in records if key in r]
+        if points:
+            steps, values = zip(*points)
+            ax.plot(steps, values, marker="o" if len(points) <= 50 else None, markersize=3)
+        else:
+            ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", va="center")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("step")
+    if title:
+        fig.suptitle(title)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=100)
+    return out_path

@@ -1,0 +1,86 @@
+"""Weights & Biases: metrics, the run's config and its artefacts.
+
+``mode="offline"`` works without network or account; upload later with
+``wandb sync <run_dir>/wandb/offline-run-*``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional
+
+from rlkit.loggers.base import Logger, RunInfo
+
+ID_FILE = "wandb_id.txt"
+"""Holds the run's wandb id in its run directory, so a resumed run continues the same wandb run."""
+
+
+class WandbLogger(Logger):
+    """Logs to a wandb run whose files live under ``run_dir / "wandb"``."""
+
+    @dataclass
+    class Config:
+        project: str = "rlkit"
+        entity: Optional[str] = None
+        mode: Optional[str] = None
+        """``online``, ``offline`` or ``disabled``; None: wandb's own (``WANDB_MODE``, login)."""
+        tags: list[str] = field(default_factory=list)
+        name: Optional[str] = None
+        """Display name; None: the run's name."""
+
+    def __init__(self, config: Config, run: RunInfo) -> None:
+        # Imported here so that this module, and its Config, load without wandb.
+        try:
+            import wandb
+        except ImportError as e:
+            raise ImportError("WandbLogger needs wandb: pip install 'rlkit[wandb]'") from e
+        self._wandb = wandb
+        #: The wandb Run, for what goes beyond scalars (tables, media).
+        run_dir = Path(run.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.wandb_run = wandb.init(
+            project=config.project,
+            entity=config.entity,
+            mode=config.mode,
+            tags=list(config.tags),
+            name=config.name or run.name,
+            dir=run_dir,
+            config=dict(run.config),
+            id=_run_id(run_dir),
+            resume="allow",
+        )
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        self.wandb_run.log({key: float(value) for key, value in metrics.items()}, step=step)
+
+    def log_artifact(self, path: Path) -> None:
+        """Upload a file or a directory (the final model, say) as a wandb Artifact.
+
+        The files are uploaded from where they are (``policy="immutable"``), not first
+        copied to wandb's staging area, so they must stay unchanged until uploaded
+        (offline: until ``wandb sync``).
+        """
+        path = Path(path)
+        name = re.sub(r"[^\w.-]", "-", f"{self.wandb_run.id}-{path.name}")
+        artifact = self._wandb.Artifact(name, type="directory" if path.is_dir() else "file")
+        if path.is_dir():
+            artifact.add_dir(str(path), policy="immutable")
+        else:
+            artifact.add_file(str(path), policy="immutable")
+        self.wandb_run.log_artifact(artifact)
+
+    def close(self) -> None:
+        self.wandb_run.finish()
+
+
+def _run_id(run_dir: Path) -> str:
+    """The wandb id kept in ``run_dir``, created on the first call."""
+    id_file = run_dir / ID_FILE
+    if id_file.exists():
+        return id_file.read_text().strip()
+    run_id = secrets.token_hex(6)
+    id_file.write_text(run_id + "\n")
+    return run_id

@@ -1,0 +1,106 @@
+"""Loading policies, references and tokenizers from a local path, a hub id or ``builtin:``.
+
+Every model, the built-in tiny one included, is read with ``from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from rlkit.config import LoraConfig, ModelConfig
+from rlkit.models.tiny import BUILTIN_PREFIX, materialize
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_path(config: ModelConfig) -> str:
+    """Where ``from_pretrained`` reads the model: the built-in model's cache dir or the given id."""
+    if config.name_or_path.startswith(BUILTIN_PREFIX):
+        return str(materialize(config.name_or_path, config.tiny))
+    return config.name_or_path
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ValueError(f"model.dtype: unknown dtype {name!r}; choose one of {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def load_tokenizer(config: ModelConfig) -> PreTrainedTokenizerBase:
+    path = config.tokenizer or resolve_path(config)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
+    if tokenizer.pad_token is None:
+        # Padding positions are always masked, so any token id serves; EOS is the usual choice.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(config: ModelConfig, path: str | None = None) -> nn.Module:
+    """The policy as configured: dtype, gradient checkpointing and LoRA adapters applied."""
+    kwargs = {"dtype": torch_dtype(config.dtype), "trust_remote_code": config.trust_remote_code}
+    if config.attn_implementation:
+        kwargs["attn_implementation"] = config.attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(path or resolve_path(config), **kwargs)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if config.lora.enabled:
+        model = add_lora(model, config.lora)
+    return model
+
+
+def add_lora(model: nn.Module, config: LoraConfig) -> nn.Module:
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    peft_config = PeftLoraConfig(
+        r=config.r,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=list(config.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, peft_config)
+
+
+def is_lora(model: nn.Module) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """An independent copy in eval mode with gradients off (a reference policy)."""
+    ref = copy.deepcopy(model).eval()
+    ref.requires_grad_(False)
+    return ref
+
+
+def export_pretrained(model: nn.Module, tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
+    """Write a plain Hugging Face checkpoint (LoRA adapters merged into the weights)."""
+    if is_lora(model):
+        model = copy.deepcopy(model).merge_and_unload()
+    model.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
+
+
+def save_adapter(model: nn.Module, directory: Path) -> None:
+    """LoRA weights only, to resume training (the exported model has them merged)."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()},
+              directory / "adapter_model.safetensors")
+
+
+def load_adapter(model: nn.Module, directory: Path) -> None:
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(model, load_file(directory / "adapter_model.safetensors"))

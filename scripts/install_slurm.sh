@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install a single-node Slurm (Debian's slurmctld, slurmd, slurm-client) and munge.
+#
+# Idempotent: does nothing when slurmctld, slurmd, sinfo and munged are already on PATH.
+# Nothing is started here (no systemd is needed); tests/slurm_cluster.py starts a private
+# cluster on localhost. Needs root (or sudo) and apt-get.
+set -euo pipefail
+
+have_all() {
+    local b
+    for b in slurmctld slurmd sinfo sbatch munged; do
+        command -v "$b" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$b" >/dev/null 2>&1 || return 1
+    done
+}
+
+if have_all; then
+    echo "install_slurm: slurm and munge already installed ($(PATH="$PATH:/usr/sbin" slurmctld -V 2>/dev/null || echo '?'))"
+    exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install_slurm: apt-get not found; install Slurm (slurmctld, slurmd, slurm-client) and munge with your package manager" >&2
+    exit 1
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+        echo "install_slurm: must run as root (or with sudo available)" >&2
+        exit 1
+    fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge
+
+if ! have_all; then
+    echo "install_slurm: packages installed but slurm/munge binaries not found on PATH" >&2
+    exit 1
+fi
+echo "install_slurm: installed $(PATH="$PATH:/usr/sbin" slurmctld -V)"

@@ -1,0 +1,59 @@
+"""pytest fixtures for tests that need a real (local) Slurm cluster.
+
+Enable them with ``pytest_plugins = ["tests.slurm_fixtures"]`` in ``tests/conftest.py``.
+
+``slurm_cluster`` (session scope) starts one private cluster for the whole session (~1 s),
+exports its environment (``SLURM_CONF``) into ``os.environ`` so that sbatch, squeue,
+submitit and Hydra's submitit launcher all talk to it, and stops every daemon at the end.
+Missing Slurm binaries are a failure, not a skip: run ``scripts/install_slurm.sh``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterator
+
+import pytest
+
+try:
+    from tests.slurm_cluster import (
+        LocalSlurmCluster,
+        SacctWarningFilter,
+        SlurmNotInstalledError,
+        find_slurm_binaries,
+    )
+except ModuleNotFoundError:  # tests/ itself on sys.path (pytest's prepend import mode)
+    from slurm_cluster import (
+        LocalSlurmCluster,
+        SacctWarningFilter,
+        SlurmNotInstalledError,
+        find_slurm_binaries,
+    )
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSlurmCluster]:
+    try:
+        find_slurm_binaries()
+    except SlurmNotInstalledError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    cluster = LocalSlurmCluster(tmp_path_factory.mktemp("slurm"))
+    cluster.start()
+    saved = {key: os.environ.get(key) for key in cluster.env}
+    os.environ.update(cluster.env)
+    # No accounting here: submitit's every status poll runs sacct, which fails, and it logs
+    # a warning each time. Results still arrive through submitit's result files.
+    sacct_filter = SacctWarningFilter()
+    submitit_logger = logging.getLogger("submitit")
+    submitit_logger.addFilter(sacct_filter)
+    try:
+        yield cluster
+    finally:
+        submitit_logger.removeFilter(sacct_filter)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        cluster.stop()
