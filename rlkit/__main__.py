@@ -9,9 +9,9 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from rlkit.config import register_schemas
+from rlkit.config import register_with_hydra
 
-register_schemas()
+register_with_hydra()
 
 
 @hydra.main(config_path="pkg://rlkit.conf", config_name="config", version_base="1.3")

@@ -116,11 +116,22 @@ class ConfigError(ValueError):
     """A config node that does not fit its component's schema."""
 
 
-def register_schemas() -> None:
-    """Make ``rlkit_schema`` available to the defaults list of ``config.yaml``."""
+def register_with_hydra() -> None:
+    """Make ``rlkit_schema`` available to ``config.yaml`` and plugins' presets to the groups.
+
+    Hydra finds the search-path plugin by scanning the ``hydra_plugins`` namespace package,
+    which misses it under editable installs (their import hooks are invisible to the scan);
+    registering it by hand covers both cases.
+    """
     from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.search_path_plugin import SearchPathPlugin
+    from hydra_plugins.rlkit_searchpath.rlkit_searchpath import RlkitPluginConfigs
 
     ConfigStore.instance().store(name="rlkit_schema", node=RunConfig)
+    plugins = Plugins.instance()
+    if not any(cls.__name__ == RlkitPluginConfigs.__name__ for cls in plugins.discover(SearchPathPlugin)):
+        plugins.register(RlkitPluginConfigs)
 
 
 def component_config(

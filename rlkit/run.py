@@ -52,6 +52,7 @@ def build_reward(resolved: Resolved):
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     from rlkit.algorithms.base import TrainContext
+    from rlkit.loggers.jsonl import truncate_after
     from rlkit.models.loading import export_pretrained, load_causal_lm, load_tokenizer
     from rlkit.trainer.checkpoint import CheckpointManager
     from rlkit.trainer.loop import RunOutputs, Trainer, set_seed
@@ -83,6 +84,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
 
     info = RunInfo(run_dir=run_dir, name=run_dir.name, total_steps=run.trainer.max_steps,
                    config=OmegaConf.to_container(cfg, resolve=True))
+    if resume_from and backend.is_main:
+        # Metrics logged after the checkpoint by the interrupted run are logged again.
+        truncate_after(outputs.metrics, CheckpointManager.step_of(resume_from))
     loggers = [r.build(info) for r in parts["loggers"].values()] if backend.is_main else []
 
     def save_model(directory: Path) -> None:

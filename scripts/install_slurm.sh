@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Install a single-node Slurm (Debian's slurmctld, slurmd, slurm-client) and munge.
 #
-# Idempotent: does nothing when slurmctld, slurmd, sinfo and munged are already on PATH.
+# Idempotent: does nothing when the daemons (slurmctld, slurmd, munged) and clients
+# (sinfo, sbatch, squeue, srun, scancel) are already installed.
 # Nothing is started here (no systemd is needed); tests/slurm_cluster.py starts a private
 # cluster on localhost. Needs root (or sudo) and apt-get.
 set -euo pipefail
 
+# The daemons live in /usr/sbin, which a non-root PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
+
 have_all() {
     local b
-    for b in slurmctld slurmd sinfo sbatch munged; do
-        command -v "$b" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$b" >/dev/null 2>&1 || return 1
+    for b in slurmctld slurmd sinfo sbatch squeue srun scancel munged; do
+        command -v "$b" >/dev/null 2>&1 || return 1
     done
 }
 
 if have_all; then
-    echo "install_slurm: slurm and munge already installed ($(PATH="$PATH:/usr/sbin" slurmctld -V 2>/dev/null || echo '?'))"
+    echo "install_slurm: slurm and munge already installed ($(slurmctld -V 2>/dev/null || echo '?'))"
     exit 0
 fi
 
@@ -31,12 +35,12 @@ if [ "$(id -u)" -ne 0 ]; then
     fi
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+$SUDO env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge
 
 if ! have_all; then
     echo "install_slurm: packages installed but slurm/munge binaries not found on PATH" >&2
     exit 1
 fi
-echo "install_slurm: installed $(PATH="$PATH:/usr/sbin" slurmctld -V)"
+echo "install_slurm: installed $(slurmctld -V)"

@@ -8,15 +8,19 @@ not have tests/ on its path.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 
 import pytest
 
 try:
-    from tests.slurm_cluster import LocalSlurmCluster, wait_for_submitit_job
+    from tests import slurm_cluster as slurm_cluster_module
 except ModuleNotFoundError:  # tests/ itself on sys.path (pytest's prepend import mode)
-    from slurm_cluster import LocalSlurmCluster, wait_for_submitit_job
+    import slurm_cluster as slurm_cluster_module
+
+LocalSlurmCluster = slurm_cluster_module.LocalSlurmCluster
+wait_for_submitit_job = slurm_cluster_module.wait_for_submitit_job
 
 submitit = pytest.importorskip("submitit")
 
@@ -32,6 +36,14 @@ def _executor(cluster, folder, **params):
         slurm_partition=cluster.partition, timeout_min=2, cpus_per_task=1, mem_gb=1, **params
     )
     return executor
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
 
 
 def test_cluster_node_is_idle_with_machine_resources(slurm_cluster):
@@ -116,7 +128,56 @@ def test_second_cluster_coexists_and_stops_cleanly(slurm_cluster, tmp_path):
         munge_dir = second.munge_dir
     print(f"\nsecond cluster: start {second.start_seconds:.2f}s, stop {second.stop_seconds:.2f}s")
     for pid in pids:
-        assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        assert not _running(pid), f"daemon {pid} still running after stop()"
     assert not munge_dir.exists()
     # The session cluster is untouched.
     assert slurm_cluster.run_client("sinfo", "-h", "-o", "%T").strip() == "idle"
+
+
+def test_killed_job_is_seen_as_failed_by_submitit(slurm_cluster, tmp_path):
+    """The sacct stand-in lets submitit see a job that died without a result (no hang)."""
+
+    def killed_fn():
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    job = _executor(slurm_cluster, tmp_path / "submitit").submit(killed_fn)
+    deadline = time.monotonic() + 60
+    while not job.done(force_check=True):
+        assert time.monotonic() < deadline, f"submitit never saw job {job.job_id} end"
+        time.sleep(0.5)
+    assert job.state == "FAILED"
+    assert "Killed" in (job.stderr() or "")
+
+    out = subprocess.run(
+        ["sacct", "-o", "JobID,State,NodeList", "--parsable2", "-j", str(job.job_id)],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()
+    assert out[0] == "JobID|State|NodeList"
+    assert out[1] == f"{job.job_id}|FAILED|{slurm_cluster.nodename}"
+    # Any other sacct call goes to the real one, which has no accounting here.
+    assert subprocess.run(["sacct", "-j", str(job.job_id)], capture_output=True).returncode != 0
+
+
+def test_missing_binaries_point_to_the_install_script(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(slurm_cluster_module, "_SBIN", ())
+    with pytest.raises(slurm_cluster_module.SlurmNotInstalledError, match="scripts/install_slurm.sh"):
+        slurm_cluster_module.find_slurm_binaries()
+    with pytest.raises(slurm_cluster_module.SlurmNotInstalledError):
+        LocalSlurmCluster(tmp_path / "c").start()
+
+
+def test_failed_start_reports_daemon_logs_and_cleans_up(tmp_path):
+    """A node slurmd cannot honour (more CPUs than the machine) never gets idle."""
+    cluster = LocalSlurmCluster(tmp_path / "bad", start_timeout=4)
+    cluster.hardware = {"CPUs": 4096, "RealMemory": 1024}
+    with pytest.raises(slurm_cluster_module.SlurmStartError) as info:
+        cluster.start()
+    message = str(info.value)
+    assert "timed out" in message and "idle" in message
+    assert "--- slurmctld (" in message and "--- slurmd (" in message
+    assert cluster.munge_dir is None  # removed
+    assert all(not pids for pids in cluster.daemon_pids().values())

@@ -195,8 +195,11 @@ def _sample(
         token = logits.argmax(-1)
     else:
         logprobs = (logits / params.temperature).log_softmax(-1)
-        probs = _truncate(logprobs, params.top_k, params.top_p).softmax(-1)
-        token = torch.multinomial(probs, 1, generator=rng).squeeze(-1)
+        # Exponential race: argmax(p / E) with E ~ Exp(1) samples from p, unnormalised p
+        # included; cheaper than softmax + torch.multinomial, notably on CPU.
+        weights = _truncate(logprobs, params.top_k, params.top_p).exp()
+        noise = torch.empty_like(weights).exponential_(generator=rng)
+        token = (weights / noise).argmax(-1)
     return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
 
 

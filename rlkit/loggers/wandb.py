@@ -38,9 +38,9 @@ class WandbLogger(Logger):
         except ImportError as e:
             raise ImportError("WandbLogger needs wandb: pip install 'rlkit[wandb]'") from e
         self._wandb = wandb
-        #: The wandb Run, for what goes beyond scalars (tables, media).
         run_dir = Path(run.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
+        #: The wandb Run, for what goes beyond scalars (tables, media).
         self.wandb_run = wandb.init(
             project=config.project,
             entity=config.entity,
@@ -54,7 +54,7 @@ class WandbLogger(Logger):
         )
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
-        self.wandb_run.log({key: float(value) for key, value in metrics.items()}, step=step)
+        self.wandb_run.log({key: float(value) for key, value in metrics.items()}, step=int(step))
 
     def log_artifact(self, path: Path) -> None:
         """Upload a file or a directory (the final model, say) as a wandb Artifact.
@@ -74,6 +74,9 @@ class WandbLogger(Logger):
 
     def close(self) -> None:
         self.wandb_run.finish()
+        # finish() can return before wandb's service has written the run to disk, and the
+        # atexit hook that waits for it does not run in multiprocessing children.
+        self._wandb.teardown()
 
 
 def _run_id(run_dir: Path) -> str:

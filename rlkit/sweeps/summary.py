@@ -173,7 +173,6 @@ def _read_job(job_dir: Path, metrics_file: str, submitit_dirs: dict[str, Path]) 
         metrics_path=metrics_path if metrics_path.is_file() else None,
     )
 
-    folder = submitit_dirs.get(job_id) if job_id is not None else None
     status_path = job_dir / STATUS_FILE
     if status_path.is_file():
         try:
@@ -188,19 +187,26 @@ def _read_job(job_dir: Path, metrics_file: str, submitit_dirs: dict[str, Path]) 
                 result.step = status["step"]
             result.error = status.get("error") or None
             result.log = status.get("log") or None
-    if folder is not None:
-        failure, err_log = _submitit_failure(folder)
-        if result.status in ("unknown", "running", "pending") and failure is not None:
-            # Died without the trainer recording it (killed, time limit, crash before the loop).
-            result.status = "failed"
-            result.error = failure
-            result.log = result.log or err_log
+
+    folder = submitit_dirs.get(job_id) if job_id is not None else None
+    if folder is not None and result.status not in ("completed", "failed"):
+        # The trainer has not recorded an end: ask submitit's files how the job ended.
+        state, error, log = _submitit_outcome(folder, job_id)
+        if state == "failed":
+            result.status, result.error = "failed", error
+            result.log = result.log or log
+        elif state == "completed" and result.status in ("unknown", "pending"):
+            result.status = "completed"
+        elif state == "ended" and result.status in ("unknown", "running", "pending"):
+            result.status, result.error = "unknown", error
+            result.log = result.log or log
         elif result.status == "unknown" and not status_path.is_file():
             result.status = "pending"
-        if result.status == "failed" and result.log is None:
-            result.log = err_log
-    if result.status == "failed" and result.log is None and (job_dir / f"{job_dir.name}.log").exists():
-        result.log = str(job_dir / f"{job_dir.name}.log")
+    if result.status == "failed" and result.log is None:
+        if folder is not None:
+            result.log = _first_err_log(folder)
+        elif logs := sorted(job_dir.glob("*.log")):
+            result.log = str(logs[0])
     if problems:
         result.error = "; ".join(([result.error] if result.error else []) + problems)
     return result
@@ -285,57 +291,87 @@ def _submitit_dirs(sweep_dir: Path) -> dict[str, Path]:
     root = sweep_dir / ".submitit"
     if not root.is_dir():
         return {}
+    # Only folders of submitted tasks (an array's own "<id>/" folder holds just the script).
     return {
         p.name: p
         for p in root.iterdir()
-        if p.is_dir() and re.fullmatch(r"\d+(_\d+)?", p.name)
+        if p.is_dir()
+        and re.fullmatch(r"\d+(_\d+)?", p.name)
+        and (p / f"{p.name}_submitted.pkl").is_file()
     }
 
 
 _SLURM_CANCEL = re.compile(r"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+(.*?)\*\*\*")
+_SRUN_TASK_ERROR = re.compile(r"srun: error: \S+: tasks? [\d,-]+: (.+)")
 
 
-def _submitit_failure(folder: Path) -> tuple[Optional[str], Optional[str]]:
-    """(error message, stderr path) if the job's logs show a failure, else (None, path)."""
-    err_logs = sorted(folder.glob("*_log.err"))
-    first = str(err_logs[0]) if err_logs else None
-    for err_log in err_logs:
+def _first_err_log(folder: Path) -> Optional[str]:
+    logs = sorted(folder.glob("*_log.err"))
+    return str(logs[0]) if logs else None
+
+
+def _submitit_outcome(folder: Path, job_id: str) -> tuple[str, Optional[str], Optional[str]]:
+    """How a submitit job ended, from its folder: ``(state, error, log)``.
+
+    state: ``failed`` (Slurm cancelled it, a task was killed or crashed, the function
+    raised, or Hydra's job returned FAILED), ``completed`` (the function returned),
+    ``ended`` (a result exists but cannot be read) or ``pending`` (no outcome yet).
+    """
+    for err_log in sorted(folder.glob("*_log.err")):
         try:
             text = err_log.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
         cancel = _SLURM_CANCEL.search(text)
         if cancel:
-            reason = cancel.group(1).strip()
-            return f"Slurm cancelled the job{' ' + reason.lower() if reason else ''}", str(err_log)
-        if "Submitted job triggered an exception" in text or "Traceback (most recent call last)" in text:
-            return _last_exception_line(text), str(err_log)
-    return None, first
+            reason = cancel.group(1).strip().lower()
+            return "failed", "Slurm cancelled the job" + (f" {reason}" if reason else ""), str(err_log)
+        task_error = _SRUN_TASK_ERROR.search(text)
+        if task_error:
+            return "failed", f"Slurm task ended: {task_error.group(1).strip()}", str(err_log)
+    results = sorted(folder.glob(f"{job_id}_*_result.pkl"))
+    if not results:
+        return "pending", None, None
+    err_log = _first_err_log(folder)
+    try:
+        with results[0].open("rb") as f:
+            outcome, value = pickle.load(f)
+    except Exception as exc:  # noqa: BLE001 - the result's classes may not import here
+        return "ended", f"job ended; its result is unreadable here ({type(exc).__name__}: {exc})", err_log
+    if outcome == "error":
+        return "failed", _last_exception_line(str(value)), err_log
+    # hydra-submitit-launcher returns Hydra's JobReturn; a task that raised is FAILED there
+    # and its traceback appears in no log (the Hydra process re-raises it at the end).
+    job_status = getattr(getattr(value, "status", None), "name", None)
+    if job_status == "FAILED":
+        exc = getattr(value, "_return_value", None)
+        message = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else "job failed"
+        return "failed", message, err_log
+    return "completed", None, err_log
 
 
 def _last_exception_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in reversed(lines):
-        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*", line) or re.match(
-            r"^[A-Za-z_][\w.]*: ", line
-        ):
-            if not line.startswith(("submitit ", "srun:", "slurmstepd:")):
-                return line
-    return "job raised an exception (see log)"
+        if line.startswith(("submitit ", "srun:", "slurmstepd:", "File ", "[")):
+            continue
+        if re.match(r"^[A-Za-z_][\w.]*(: .*)?$", line):
+            return line
+    return lines[-1] if lines else "job raised an exception"
 
 
 def _read_unstarted(job_id: str, folder: Path) -> JobResult:
-    """A submitted array task that has no job directory (not started, or died early)."""
+    """A submitted array task without a job directory (queued, or died before Hydra ran)."""
     overrides, job_num = _submitted_args(folder / f"{job_id}_submitted.pkl")
-    failure, err_log = _submitit_failure(folder)
+    state, error, log = _submitit_outcome(folder, job_id)
     return JobResult(
         job_dir=None,
         job_num=job_num,
         job_id=job_id,
         overrides=overrides,
-        status="failed" if failure else "pending",
-        error=failure,
-        log=err_log if failure else None,
+        status={"ended": "unknown"}.get(state, state),
+        error=error,
+        log=log if state in ("failed", "ended") else None,
     )
 
 
@@ -517,8 +553,9 @@ def format_table(
         ).rstrip()
 
     out = [line(header), line(["-" * w for w in widths]), *(line(row) for row in body)]
-    counts = {s: sum(r.status == s for r in results) for s in STATUSES}
-    counts.update({r.status: sum(x.status == r.status for x in results) for r in results})
+    counts = {s: 0 for s in STATUSES}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
     out.append("")
     out.append(
         f"{len(results)} job(s): "

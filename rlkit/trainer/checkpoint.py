@@ -71,6 +71,10 @@ class CheckpointManager:
         found = [(int(m.group(1)), p) for p in self.directory.iterdir() if (m := STEP_DIR.match(p.name))]
         return sorted(found)
 
+    @staticmethod
+    def step_of(path: Path) -> int:
+        return int(STEP_DIR.match(path.name).group(1))
+
     def latest(self) -> Path | None:
         steps = self.steps()
         return steps[-1][1] if steps else None

@@ -22,7 +22,6 @@ from rlkit.backends.base import Backend
 from rlkit.config import TrainerConfig
 from rlkit.data.sampler import EpochSampler
 from rlkit.loggers.base import Logger
-from rlkit.loggers.jsonl import truncate_after
 from rlkit.trainer.checkpoint import CheckpointManager, restore_rng, rng_state
 from rlkit.trainer.optim import build_optimizer, build_scheduler
 from rlkit.types import Sample
@@ -102,8 +101,6 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         self.algorithm.load_state_dict(state["algorithm"])
         restore_rng(state["rng"])
-        if self.backend.is_main and self.outputs.metrics.exists():
-            truncate_after(self.outputs.metrics, self.step)
 
     def save_checkpoint(self) -> None:
         state = self.state_dict()

@@ -8,7 +8,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from rlkit.data.templates import render_prompt
-from rlkit.generators.hf import HFGenerator
+from rlkit.generators.hf import HFGenerator, _sample
 from rlkit.types import Message, SamplingParams
 
 CORPUS = [
@@ -215,3 +215,19 @@ def test_update_weights_loads_other_model_and_restores_mode(model, tokenizer):
     after = [c.token_ids for c in generator.generate(PROMPTS, params)]
     assert after != before
     assert after == hf_greedy(other, tokenizer, PROMPTS, 10)
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        (SamplingParams(temperature=0.5), [0.829, 0.112, 0.041, 0.015, 0.002]),
+        (SamplingParams(top_k=2), [0.731, 0.269, 0.0, 0.0, 0.0]),
+        # Nucleus: tokens whose predecessors already hold 0.8 of the mass are dropped.
+        (SamplingParams(top_p=0.8), [0.628, 0.231, 0.141, 0.0, 0.0]),
+    ],
+)
+def test_sampling_distribution(params, expected):
+    logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0]]).repeat(50_000, 1)
+    tokens, _ = _sample(logits, params, torch.Generator().manual_seed(0))
+    frequencies = torch.bincount(tokens, minlength=5) / len(tokens)
+    torch.testing.assert_close(frequencies, torch.tensor(expected), atol=0.01, rtol=0)

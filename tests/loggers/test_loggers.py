@@ -75,6 +75,7 @@ def test_tensorboard_scalars_read_back(run: RunInfo) -> None:
     assert [e.value for e in events.Scalars("loss")] == pytest.approx([1.0, 0.5, 0.25])
 
 
+@pytest.mark.slow  # two wandb sessions, each starting wandb's service: 2-6 s
 def test_wandb_offline_run_and_resume(run: RunInfo, tmp_path: Path, monkeypatch) -> None:
     for var in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
         monkeypatch.setenv(var, str(tmp_path / var.lower()))
@@ -84,16 +85,21 @@ def test_wandb_offline_run_and_resume(run: RunInfo, tmp_path: Path, monkeypatch)
     artifact.write_bytes(b"not really a png")
 
     logger = WandbLogger(WandbLogger.Config(), run)
-    logger.log({"rlkit_test_metric": 0.25}, step=1)
+    logger.log({"rlkit_first_metric": 0.25}, step=1)
     logger.log_artifact(artifact)
     logger.close()
     run_id = (run.run_dir / ID_FILE).read_text().strip()
-    (first,) = (run.run_dir / "wandb").glob(f"offline-run-*-{run_id}")
-    assert b"rlkit_test_metric" in (first / f"run-{run_id}.wandb").read_bytes()
 
     resumed = WandbLogger(WandbLogger.Config(), run)
     assert resumed.wandb_run.id == run_id
+    resumed.log({"rlkit_resumed_metric": 0.5}, step=2)
     resumed.close()
+
+    # One offline run directory per session, each with its history in run-<id>.wandb.
+    sessions = [f.read_bytes() for f in run.run_dir.glob(f"wandb/offline-run-*/run-{run_id}.wandb")]
+    assert len(sessions) == 2
+    assert any(b"rlkit_first_metric" in data for data in sessions)
+    assert any(b"rlkit_resumed_metric" in data for data in sessions)
 
 
 @pytest.mark.parametrize("disable", [False, True])

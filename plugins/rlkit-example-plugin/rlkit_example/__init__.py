@@ -1,0 +1,1 @@
+"""An example rlkit plugin. Copy this package to start your own."""
