@@ -400,6 +400,8 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
+# Schedule a new batch job at the next pass (~1 s), not up to 3 s later (the default).
+SchedulerParameters=batch_sched_delay=0
 SwitchType=switch/none
 MpiDefault=none
 JobAcctGatherType=jobacct_gather/none
