@@ -53,7 +53,7 @@ def build_reward(resolved: Resolved):
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     from rlkit.algorithms.base import TrainContext
     from rlkit.loggers.jsonl import truncate_after
-    from rlkit.models.loading import export_pretrained, load_causal_lm, load_tokenizer
+    from rlkit.models.loading import export_pretrained, load_model, load_tokenizer
     from rlkit.trainer.checkpoint import CheckpointManager
     from rlkit.trainer.loop import RunOutputs, Trainer, set_seed
 
@@ -71,15 +71,17 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
 
     resume_from = CheckpointManager(outputs.checkpoints, run.trainer.keep_checkpoints).latest() if run.trainer.resume else None
     tokenizer = load_tokenizer(run.model)
-    policy = backend.wrap(load_causal_lm(run.model, path=str(resume_from) if resume_from and not run.model.lora.enabled else None))
+    policy = backend.wrap(load_model(run.model, algo.cls.model_kind, pad_token_id=tokenizer.pad_token_id,
+                                     path=str(resume_from) if resume_from and not run.model.lora.enabled else None))
     if resume_from and run.model.lora.enabled:
         from rlkit.models.loading import load_adapter
 
         load_adapter(policy, resume_from / "adapter")
 
-    ctx = TrainContext(policy=policy, tokenizer=tokenizer, backend=backend, trainer=run.trainer, model=run.model)
-    if "reward" in parts:
-        ctx.reward = build_reward(parts["reward"])
+    generator = parts.get("generator") or Resolved(*component_config("generator", {"name": "hf"}, "generators"))
+    ctx = TrainContext(policy=policy, tokenizer=tokenizer, backend=backend, trainer=run.trainer, model=run.model,
+                       generator=generator.build(policy, tokenizer),
+                       reward=build_reward(parts["reward"]) if "reward" in parts else None)
     algorithm = algo.build(ctx)
 
     info = RunInfo(run_dir=run_dir, name=run_dir.name, total_steps=run.trainer.max_steps,

@@ -6,18 +6,22 @@
 
 What it does:
 
-* writes a fresh munge key and a ``slurm.conf`` (node CPUs/memory taken from the machine,
-  SlurmctldPort/SlurmdPort chosen free at start) into ``workdir``;
-* starts ``munged`` as the ``munge`` user on a private socket (so it never touches or
-  depends on the system munged), then ``slurmctld`` and ``slurmd`` in the foreground as
-  child processes (each also writes its pid file into ``workdir/run``);
+* writes a fresh munge key and a ``slurm.conf`` (node CPUs/sockets/memory from
+  ``slurmd -C``, SlurmctldPort/SlurmdPort chosen free at each start) into ``workdir``;
+* starts ``munged`` as the ``munge`` user with a private key and socket in a short
+  ``/tmp/rlkit-munge-*`` directory (munge must be able to traverse the path, which pytest's
+  0700 tmp dirs forbid; the system munged is neither used nor touched), then ``slurmctld``
+  and ``slurmd`` in the foreground as child processes (pid files in ``workdir/run``, logs
+  in ``workdir/log``). Each daemon gets SIGTERM if the test process dies without stop()
+  (``setpriv --pdeathsig``), so a crashed or killed pytest leaves no daemons behind;
 * waits until ``sinfo`` reports the node ``idle`` (a timeout raises with the tails of the
   daemons' logs);
 * ``stop()`` cancels the cluster's jobs, then terminates slurmd, slurmctld and munged
   (by the pids in their pid files, cross-checked with the child handles), waits for each
   to exit (SIGKILL after a grace period) and kills any leftover job-step processes.
 
-Needs root (slurmd runs jobs as the submitting user) and the Debian packages installed by
+Memory requests are scheduled but not enforced (no cgroup plugin). Needs root (slurmd
+runs jobs as the submitting user) and the Debian packages installed by
 ``scripts/install_slurm.sh``. Slurm clients (sbatch, squeue, sinfo, srun, scancel, and
 submitit which calls them) need ``SLURM_CONF`` from :attr:`LocalSlurmCluster.env`.
 There is no accounting (no slurmdbd), so the real ``sacct`` fails. submitit polls
@@ -120,7 +124,9 @@ def _alive(pid: int) -> bool:
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return ""
 
@@ -160,8 +166,18 @@ def _node_hardware() -> dict[str, int]:
             ).stdout
             for field in out.split():
                 key, _, value = field.partition("=")
-                if key in {"CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket",
-                           "ThreadsPerCore", "RealMemory"} and value.isdigit():
+                if (
+                    key
+                    in {
+                        "CPUs",
+                        "Boards",
+                        "SocketsPerBoard",
+                        "CoresPerSocket",
+                        "ThreadsPerCore",
+                        "RealMemory",
+                    }
+                    and value.isdigit()
+                ):
                     hw[key] = int(value)
         except (subprocess.SubprocessError, OSError):
             hw = {}
@@ -240,7 +256,7 @@ class LocalSlurmCluster:
             files["munged"] = self.munge_dir / "munged.log"
         return files
 
-    def start(self) -> "LocalSlurmCluster":
+    def start(self) -> LocalSlurmCluster:
         if self._started:
             return self
         self._bins = find_slurm_binaries()
@@ -284,7 +300,7 @@ class LocalSlurmCluster:
                 shutil.rmtree(self.munge_dir, ignore_errors=True)
                 self.munge_dir = None
 
-    def __enter__(self) -> "LocalSlurmCluster":
+    def __enter__(self) -> LocalSlurmCluster:  # noqa: PYI034 - typing.Self needs 3.11
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
@@ -295,7 +311,12 @@ class LocalSlurmCluster:
         name, *rest = args
         cmd = [self._bins.get(name, name), *rest]
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **self.env}
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **self.env},
+            check=False,
         )
         if check and proc.returncode != 0:
             raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout, proc.stderr)
@@ -315,8 +336,13 @@ class LocalSlurmCluster:
 
     # ------------------------------------------------------------------ internals
     def _start_once(self) -> None:
-        for d in (self.workdir, self.log_dir, self.run_dir,
-                  self.workdir / "state", self.workdir / "spool"):
+        for d in (
+            self.workdir,
+            self.log_dir,
+            self.run_dir,
+            self.workdir / "state",
+            self.workdir / "spool",
+        ):
             d.mkdir(parents=True, exist_ok=True)
         if not self.hardware:
             self.hardware = _node_hardware()
@@ -335,20 +361,29 @@ class LocalSlurmCluster:
         if "munged" not in self._procs:
             self._spawn(
                 "munged",
-                [self._bins["munged"], "--foreground",
-                 f"--key-file={self.munge_dir / 'munge.key'}",
-                 f"--socket={self.munge_socket}",
-                 f"--pid-file={self.munge_dir / 'munged.pid'}",
-                 f"--log-file={self.munge_dir / 'munged.log'}",
-                 f"--seed-file={self.munge_dir / 'munged.seed'}"],
-                env, user="munge",
+                [
+                    self._bins["munged"],
+                    "--foreground",
+                    f"--key-file={self.munge_dir / 'munge.key'}",
+                    f"--socket={self.munge_socket}",
+                    f"--pid-file={self.munge_dir / 'munged.pid'}",
+                    f"--log-file={self.munge_dir / 'munged.log'}",
+                    f"--seed-file={self.munge_dir / 'munged.seed'}",
+                ],
+                env,
+                user="munge",
             )
             self._wait_for(lambda: self.munge_socket.exists(), "munged socket", ["munged"])
-        self._spawn("slurmctld", [self._bins["slurmctld"], "-D", "-c", "-f", str(self.conf_path)], env)
+        self._spawn(
+            "slurmctld", [self._bins["slurmctld"], "-D", "-c", "-f", str(self.conf_path)], env
+        )
         self._spawn("slurmd", [self._bins["slurmd"], "-D", "-c", "-f", str(self.conf_path)], env)
         self._last_node_state = "not queried"
-        self._wait_for(self._node_idle, f"node {self.nodename} idle in `sinfo`",
-                       ["munged", "slurmctld", "slurmd"])
+        self._wait_for(
+            self._node_idle,
+            f"node {self.nodename} idle in `sinfo`",
+            ["munged", "slurmctld", "slurmd"],
+        )
 
     def _setup_munge(self) -> None:
         # munged (running as the munge user) must traverse every directory up to its key and
@@ -371,7 +406,8 @@ class LocalSlurmCluster:
         hw = self.hardware
         cpus, mem = hw["CPUs"], hw["RealMemory"]
         topo = "".join(
-            f" {k}={hw[k]}" for k in ("Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore")
+            f" {k}={hw[k]}"
+            for k in ("Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore")
             if k in hw
         )
         user = pwd.getpwuid(os.geteuid()).pw_name
@@ -387,12 +423,12 @@ SlurmdUser={user}
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket={self.munge_socket}
-StateSaveLocation={w / 'state'}
-SlurmdSpoolDir={w / 'spool'}
-SlurmctldPidFile={self.run_dir / 'slurmctld.pid'}
-SlurmdPidFile={self.run_dir / 'slurmd.pid'}
-SlurmctldLogFile={self.log_dir / 'slurmctld.log'}
-SlurmdLogFile={self.log_dir / 'slurmd.log'}
+StateSaveLocation={w / "state"}
+SlurmdSpoolDir={w / "spool"}
+SlurmctldPidFile={self.run_dir / "slurmctld.pid"}
+SlurmdPidFile={self.run_dir / "slurmd.pid"}
+SlurmctldLogFile={self.log_dir / "slurmctld.log"}
+SlurmdLogFile={self.log_dir / "slurmd.log"}
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
@@ -422,8 +458,11 @@ PartitionName={self.partition} Nodes={self.nodename} Default=YES MaxTime=INFINIT
 
     def _write_sacct_shim(self) -> None:
         self.bin_dir.mkdir(parents=True, exist_ok=True)
-        search = [p for p in os.environ.get("PATH", "").split(os.pathsep)
-                  if p and Path(p).resolve() != self.bin_dir.resolve()]
+        search = [
+            p
+            for p in os.environ.get("PATH", "").split(os.pathsep)
+            if p and Path(p).resolve() != self.bin_dir.resolve()
+        ]
         real = shlex.quote(shutil.which("sacct", path=os.pathsep.join(search)) or "/usr/bin/sacct")
         squeue = shlex.quote(self._bins["squeue"])
         shim = self.bin_dir / "sacct"
@@ -450,7 +489,9 @@ exit 0
 """)
         shim.chmod(0o755)
 
-    def _spawn(self, name: str, cmd: list[str], env: dict[str, str], user: str | None = None) -> None:
+    def _spawn(
+        self, name: str, cmd: list[str], env: dict[str, str], user: str | None = None
+    ) -> None:
         # setpriv --pdeathsig: the daemon gets SIGTERM if this (test) process dies without
         # calling stop() -- a crashed or SIGKILLed pytest leaves no daemons behind.
         setpriv = shutil.which("setpriv", path=os.pathsep.join(["/usr/bin", "/bin", *_SBIN]))
@@ -461,15 +502,18 @@ exit 0
                 prefix += [f"--reuid={user}", f"--regid={user}", "--init-groups"]
                 popen_user = None
             cmd = [*prefix, "--", *cmd]
-        out = open(self.log_dir / f"{name}.stdout", "ab")
-        try:
+        with open(self.log_dir / f"{name}.stdout", "ab") as out:
             self._procs[name] = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=env, cwd=self.workdir, start_new_session=True,
-                user=popen_user, group=popen_user,
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.workdir,
+                start_new_session=True,
+                user=popen_user,
+                group=popen_user,
             )
-        finally:
-            out.close()
 
     def _wait_for(self, predicate, what: str, daemons: list[str]) -> None:
         deadline = time.monotonic() + self.start_timeout
@@ -495,8 +539,9 @@ exit 0
 
     def _node_idle(self) -> bool:
         try:
-            out = self.run_client("sinfo", "-h", "-N", "-p", self.partition, "-o", "%T",
-                                  timeout=10, check=False)
+            out = self.run_client(
+                "sinfo", "-h", "-N", "-p", self.partition, "-o", "%T", timeout=10, check=False
+            )
         except subprocess.TimeoutExpired:
             return False
         self._last_node_state = out.strip() or "not listed"
@@ -512,7 +557,9 @@ exit 0
             self.run_client("scancel", *jobs, timeout=10, check=False)
             deadline = time.monotonic() + self.stop_timeout
             while time.monotonic() < deadline:
-                out = self.run_client("squeue", "-h", "-t", "all", "-o", "%T", timeout=10, check=False)
+                out = self.run_client(
+                    "squeue", "-h", "-t", "all", "-o", "%T", timeout=10, check=False
+                )
                 if not any(s in out for s in ("RUNNING", "COMPLETING", "PENDING", "CONFIGURING")):
                     return
                 time.sleep(0.2)
@@ -585,8 +632,16 @@ class SacctWarningFilter(logging.Filter):
 
 
 _TERMINAL = {
-    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
-    "PREEMPTED", "BOOT_FAIL", "DEADLINE", "REVOKED",
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "REVOKED",
 }
 
 
@@ -605,7 +660,10 @@ def wait_for_submitit_job(job, timeout: float = 120.0, poll: float = 0.25, grace
         states = set(
             subprocess.run(
                 ["squeue", "-h", "-t", "all", "-j", str(job.job_id), "-o", "%T"],
-                capture_output=True, text=True, timeout=30,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
             ).stdout.split()
         )
         if states and states <= _TERMINAL:

@@ -3,8 +3,10 @@
 Enable them with ``pytest_plugins = ["tests.slurm_fixtures"]`` in ``tests/conftest.py``.
 
 ``slurm_cluster`` (session scope) starts one private cluster for the whole session (~1 s),
-exports its environment (``SLURM_CONF``) into ``os.environ`` so that sbatch, squeue,
-submitit and Hydra's submitit launcher all talk to it, and stops every daemon at the end.
+exports its environment (``SLURM_CONF``, and ``PATH`` with the cluster's ``sacct``
+stand-in first) into ``os.environ`` so that sbatch, squeue, submitit, Hydra's submitit
+launcher and any subprocess started with the inherited environment talk to it; restores
+the environment and stops every daemon at the end.
 Missing Slurm binaries are a failure, not a skip: run ``scripts/install_slurm.sh``.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -42,8 +44,8 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSlu
     cluster.start()
     saved = {key: os.environ.get(key) for key in cluster.env}
     os.environ.update(cluster.env)
-    # No accounting here: submitit's every status poll runs sacct, which fails, and it logs
-    # a warning each time. Results still arrive through submitit's result files.
+    # No accounting here; the sacct stand-in on PATH answers submitit's polls. Should a
+    # poll still fail, keep submitit's per-poll "Bypassing sacct error" warning quiet.
     sacct_filter = SacctWarningFilter()
     submitit_logger = logging.getLogger("submitit")
     submitit_logger.addFilter(sacct_filter)

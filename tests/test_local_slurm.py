@@ -7,7 +7,6 @@ not have tests/ on its path.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -153,18 +152,23 @@ def test_killed_job_is_seen_as_failed_by_submitit(slurm_cluster, tmp_path):
 
     out = subprocess.run(
         ["sacct", "-o", "JobID,State,NodeList", "--parsable2", "-j", str(job.job_id)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     assert out[0] == "JobID|State|NodeList"
     assert out[1] == f"{job.job_id}|FAILED|{slurm_cluster.nodename}"
     # Any other sacct call goes to the real one, which has no accounting here.
-    assert subprocess.run(["sacct", "-j", str(job.job_id)], capture_output=True).returncode != 0
+    real_sacct = subprocess.run(["sacct", "-j", str(job.job_id)], capture_output=True, check=False)
+    assert real_sacct.returncode != 0
 
 
 def test_missing_binaries_point_to_the_install_script(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(slurm_cluster_module, "_SBIN", ())
-    with pytest.raises(slurm_cluster_module.SlurmNotInstalledError, match="scripts/install_slurm.sh"):
+    with pytest.raises(
+        slurm_cluster_module.SlurmNotInstalledError, match="scripts/install_slurm.sh"
+    ):
         slurm_cluster_module.find_slurm_binaries()
     with pytest.raises(slurm_cluster_module.SlurmNotInstalledError):
         LocalSlurmCluster(tmp_path / "c").start()

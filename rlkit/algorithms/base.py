@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Optional, Sequence
 
 from torch import Tensor, nn
 
@@ -34,6 +34,8 @@ class TrainContext:
     model: ModelConfig
     generator: Any = None
     reward: Any = None
+    #: This rank's share of one more step's training samples (dynamic sampling refills).
+    draw_samples: Optional[Callable[[], list[Sample]]] = None
 
 
 @dataclass
@@ -56,6 +58,9 @@ class Algorithm(ABC):
     Config: ClassVar[type]
     #: The samples this algorithm trains on; the dataset produces this kind.
     sample_kind: ClassVar[SampleKind]
+    #: How the trained model is loaded (a key of ``rlkit.models.loading.MODEL_KINDS``):
+    #: ``"causal_lm"``, or ``"sequence_classification"`` for a scalar head (reward model).
+    model_kind: ClassVar[str] = "causal_lm"
 
     def __init__(self, config: Any, ctx: TrainContext):
         self.config = config

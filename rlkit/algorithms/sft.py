@@ -7,10 +7,9 @@ from typing import Sequence
 
 import torch
 
-from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
+from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan
 from rlkit.algorithms.losses import sft_loss
 from rlkit.data.collate import TokenBatch, collate, pack, tokenize
-from rlkit.generators.hf import HFGenerator
 from rlkit.models.forward import target_logprobs
 from rlkit.trainer.evaluation import greedy_accuracy
 from rlkit.types import SampleKind, SFTSample
@@ -33,10 +32,6 @@ class SFTMicroBatch:
 class SFT(Algorithm):
     Config = SFTConfig
     sample_kind = SampleKind.SFT
-
-    def __init__(self, config: SFTConfig, ctx: TrainContext):
-        super().__init__(config, ctx)
-        self.eval_generator = HFGenerator(HFGenerator.Config(batch_size=ctx.trainer.eval_batch_size), ctx.policy, ctx.tokenizer)
 
     def batches(self, samples: Sequence[SFTSample], micro_batch_size: int) -> list[TokenBatch]:
         tokenized = [tokenize(self.ctx.tokenizer, s.prompt, s.completion, self.config.max_length) for s in samples]
@@ -72,7 +67,7 @@ class SFT(Algorithm):
         answered = [s for s in samples if s.answer is not None]
         if answered:
             metrics["accuracy"] = greedy_accuracy(
-                self.eval_generator, [s.prompt for s in answered], [s.answer for s in answered],
+                self.ctx.generator, [s.prompt for s in answered], [s.answer for s in answered],
                 self.ctx.trainer.eval_max_new_tokens,
             )
         return metrics

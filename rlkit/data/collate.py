@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from rlkit.data.templates import render_prompt
+from rlkit.data.templates import encode_prompt
 from rlkit.types import Prompt
 
 
@@ -45,6 +45,17 @@ class TokenBatch:
     def num_targets(self) -> int:
         return int(self.target_mask.sum())
 
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def select(self, rows: slice | list[int]) -> "TokenBatch":
+        """The given rows, as a batch of their own."""
+        return TokenBatch(**{f.name: _rows(getattr(self, f.name), rows) for f in fields(self)})
+
+
+def _rows(value, rows):
+    return value[rows] if isinstance(value, Tensor) else value
+
 
 def _move(value, device):
     return value.to(device, non_blocking=True) if isinstance(value, Tensor) else value
@@ -56,7 +67,7 @@ def tokenize(tokenizer, prompt: Prompt, completion: str, max_length: int) -> Tok
     A prompt too long to leave room for one completion token keeps its end (the part
     nearest the completion).
     """
-    prompt_ids = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=isinstance(prompt, str)).input_ids
+    prompt_ids = encode_prompt(tokenizer, prompt)
     completion_ids = tokenizer(completion, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
     prompt_ids = prompt_ids[-(max_length - 1) :]
     ids = (prompt_ids + completion_ids)[:max_length]

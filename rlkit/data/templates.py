@@ -17,3 +17,12 @@ def render_prompt(tokenizer: Any, prompt: Prompt) -> str:
         return prompt
     messages = [{"role": m.role, "content": m.content} for m in prompt]
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def encode_prompt(tokenizer: Any, prompt: Prompt) -> list[int]:
+    """Token ids of ``prompt`` as every stage sees them (generation, training, scoring).
+
+    A chat template already writes its special tokens (BOS, headers) into the text; a raw
+    prompt gets the tokenizer's usual ones, as in a plain ``tokenizer(text)`` call.
+    """
+    return tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=isinstance(prompt, str))["input_ids"]

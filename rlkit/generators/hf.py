@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from transformers import DynamicCache
 
-from rlkit.data.templates import render_prompt
+from rlkit.data.templates import encode_prompt
 from rlkit.generators.base import Generator
 from rlkit.types import Completion, Prompt, SamplingParams
 
@@ -54,7 +54,8 @@ class HFGenerator(Generator):
         self._cache_arg = "cache" if _accepts(model, "cache") else "past_key_values"
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Completion]:
-        encoded = [self._encode(p) for p in prompts]
+        # Same ids as the trainer's, so generated log-probs and trainer log-probs line up.
+        encoded = [encode_prompt(self.tokenizer, p) for p in prompts]
         rows = [i for i in range(len(prompts)) for _ in range(params.n)]
         device = self.model.device
         # Seeding a private generator from the global RNG makes results reproducible under
@@ -85,12 +86,6 @@ class HFGenerator(Generator):
             return
         with torch.no_grad():
             self.model.load_state_dict(state_dict, strict=True)
-
-    def _encode(self, prompt: Prompt) -> list[int]:
-        # A chat template already writes the special tokens (BOS, headers) into the text;
-        # a raw prompt gets the tokenizer's usual ones, as in a plain tokenizer(text) call.
-        text = render_prompt(self.tokenizer, prompt)
-        return self.tokenizer(text, add_special_tokens=isinstance(prompt, str))["input_ids"]
 
     def _generate_chunk(
         self,
@@ -123,9 +118,11 @@ class HFGenerator(Generator):
             **{self._cache_arg: cache},
             **self._prefill_kwargs,
         ).logits[:, -1]
-        copies = torch.tensor([c for _, c in groups], device=device)
-        if len(groups) != int(copies.sum()):
-            select = torch.repeat_interleave(torch.arange(len(groups), device=device), copies)
+        copies = [c for _, c in groups]
+        if len(groups) != sum(copies):
+            select = torch.repeat_interleave(
+                torch.arange(len(groups), device=device), torch.tensor(copies, device=device)
+            )
             cache.batch_select_indices(select)
             logits, mask, positions = logits[select], mask[select], positions[select]
         next_position = positions[:, -1:] + 1

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+)
 
 from rlkit.config import LoraConfig, ModelConfig
 from rlkit.models.tiny import BUILTIN_PREFIX, materialize
@@ -40,21 +45,50 @@ def load_tokenizer(config: ModelConfig) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def load_causal_lm(config: ModelConfig, path: str | None = None) -> nn.Module:
-    """The policy as configured: dtype, gradient checkpointing and LoRA adapters applied."""
-    kwargs = {"dtype": torch_dtype(config.dtype), "trust_remote_code": config.trust_remote_code}
+#: ``Algorithm.model_kind`` -> (transformers auto class, extra ``from_pretrained``
+#: arguments, peft task type). ``sequence_classification`` is a scalar head (one label)
+#: on any causal LM checkpoint, read at each row's last token that is not padding.
+MODEL_KINDS = {
+    "causal_lm": (AutoModelForCausalLM, {}, "CAUSAL_LM"),
+    "sequence_classification": (AutoModelForSequenceClassification, {"num_labels": 1}, "SEQ_CLS"),
+}
+
+
+def load_model(
+    config: ModelConfig, kind: str = "causal_lm", path: str | None = None, pad_token_id: int | None = None
+) -> nn.Module:
+    """The trained model as configured: dtype, gradient checkpointing and LoRA applied.
+
+    ``kind`` is a key of :data:`MODEL_KINDS`. A ``sequence_classification`` model finds
+    each row's last real token by its config's pad id, so ``pad_token_id`` (the
+    tokenizer's) is required for it and written there; it saves in the Hugging Face
+    sequence-classification format.
+    """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; kinds: {', '.join(MODEL_KINDS)}")
+    auto_class, extra, peft_task = MODEL_KINDS[kind]
+    kwargs = {"dtype": torch_dtype(config.dtype), "trust_remote_code": config.trust_remote_code, **extra}
     if config.attn_implementation:
         kwargs["attn_implementation"] = config.attn_implementation
-    model = AutoModelForCausalLM.from_pretrained(path or resolve_path(config), **kwargs)
+    if kind == "sequence_classification":
+        if pad_token_id is None:
+            raise ValueError("a sequence-classification model needs the tokenizer's pad_token_id")
+        kwargs["pad_token_id"] = pad_token_id
+    model = auto_class.from_pretrained(path or resolve_path(config), **kwargs)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     if config.lora.enabled:
-        model = add_lora(model, config.lora)
+        model = add_lora(model, config.lora, peft_task)
     return model
 
 
-def add_lora(model: nn.Module, config: LoraConfig) -> nn.Module:
+def load_causal_lm(config: ModelConfig, path: str | None = None) -> nn.Module:
+    """The policy as configured: dtype, gradient checkpointing and LoRA adapters applied."""
+    return load_model(config, "causal_lm", path)
+
+
+def add_lora(model: nn.Module, config: LoraConfig, task_type: str = "CAUSAL_LM") -> nn.Module:
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
@@ -63,7 +97,7 @@ def add_lora(model: nn.Module, config: LoraConfig) -> nn.Module:
         lora_alpha=config.alpha,
         lora_dropout=config.dropout,
         target_modules=list(config.target_modules),
-        task_type="CAUSAL_LM",
+        task_type=task_type,
     )
     return get_peft_model(model, peft_config)
 

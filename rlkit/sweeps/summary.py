@@ -32,19 +32,20 @@ import os
 import pickle
 import re
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 __all__ = [
     "JobResult",
     "collect",
-    "summary_table",
     "format_table",
-    "write_csv",
-    "plot_metric",
     "infer_descending",
     "main",
+    "plot_metric",
+    "summary_table",
+    "write_csv",
 ]
 
 STATUSES = ("completed", "running", "pending", "failed", "unknown")
@@ -59,16 +60,16 @@ _LOWER_IS_BETTER = re.compile(r"loss|perplexity|ppl|error|err\b|kl\b|_kl|/kl|mse
 class JobResult:
     """One job of a sweep, as far as its files tell."""
 
-    job_dir: Optional[Path]  # None: submitted to Slurm but not started (no job directory yet)
-    job_num: Optional[int]  # Hydra's job number (the default sub-directory name)
-    job_id: Optional[str]  # the Slurm job id (``1234_5`` for array task 5), when known
+    job_dir: Path | None  # None: submitted to Slurm but not started (no job directory yet)
+    job_num: int | None  # Hydra's job number (the default sub-directory name)
+    job_id: str | None  # the Slurm job id (``1234_5`` for array task 5), when known
     overrides: list[str]
     status: str  # one of STATUSES
-    step: Optional[int] = None  # status.json's step, else the last step in metrics.jsonl
-    error: Optional[str] = None
-    log: Optional[str] = None  # a file with the details (the trainer's log, submitit's stderr)
+    step: int | None = None  # status.json's step, else the last step in metrics.jsonl
+    error: str | None = None
+    log: str | None = None  # a file with the details (the trainer's log, submitit's stderr)
     metrics: dict[str, float] = field(default_factory=dict)  # final value of every key
-    metrics_path: Optional[Path] = None
+    metrics_path: Path | None = None
 
     @property
     def name(self) -> str:
@@ -147,14 +148,14 @@ def _read_job(job_dir: Path, metrics_file: str, submitit_dirs: dict[str, Path]) 
     overrides: list[str] = []
     try:
         overrides = _read_overrides(job_dir / ".hydra" / "overrides.yaml")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         problems.append(f"unreadable overrides.yaml: {exc}")
     job_num, job_id = _read_hydra_job(job_dir)
     if job_num is None and job_dir.name.isdigit():
         job_num = int(job_dir.name)
 
     metrics: dict[str, float] = {}
-    last_step: Optional[int] = None
+    last_step: int | None = None
     metrics_path = job_dir / metrics_file
     if metrics_path.is_file():
         try:
@@ -178,8 +179,8 @@ def _read_job(job_dir: Path, metrics_file: str, submitit_dirs: dict[str, Path]) 
         try:
             status = json.loads(status_path.read_text(encoding="utf-8"))
             if not isinstance(status, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as exc:
+                raise TypeError("not a JSON object")
+        except (OSError, ValueError, TypeError) as exc:
             problems.append(f"unreadable {STATUS_FILE}: {exc}")
         else:
             result.status = str(status.get("status") or "unknown")
@@ -219,11 +220,11 @@ def _read_overrides(path: Path) -> list[str]:
     if data is None:
         return []
     if not isinstance(data, list):
-        raise ValueError("expected a list of override strings")
+        raise TypeError("expected a list of override strings")
     return [str(x) for x in data]
 
 
-def _read_hydra_job(job_dir: Path) -> tuple[Optional[int], Optional[str]]:
+def _read_hydra_job(job_dir: Path) -> tuple[int | None, str | None]:
     """``hydra.job.num`` and ``hydra.job.id`` from ``.hydra/hydra.yaml`` (if readable)."""
     path = job_dir / ".hydra" / "hydra.yaml"
     if not path.is_file():
@@ -244,10 +245,10 @@ def _read_hydra_job(job_dir: Path) -> tuple[Optional[int], Optional[str]]:
     return num, (str(job_id) if job_id is not None else None)
 
 
-def _final_metrics(path: Path) -> tuple[dict[str, float], Optional[int]]:
+def _final_metrics(path: Path) -> tuple[dict[str, float], int | None]:
     """The last value of every key, and the last step. Tolerates a torn last line."""
     final: dict[str, float] = {}
-    last_step: Optional[int] = None
+    last_step: int | None = None
     for record in _read_records(path):
         step = record.get("step")
         if isinstance(step, int):
@@ -305,12 +306,12 @@ _SLURM_CANCEL = re.compile(r"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+(.*?
 _SRUN_TASK_ERROR = re.compile(r"srun: error: \S+: tasks? [\d,-]+: (.+)")
 
 
-def _first_err_log(folder: Path) -> Optional[str]:
+def _first_err_log(folder: Path) -> str | None:
     logs = sorted(folder.glob("*_log.err"))
     return str(logs[0]) if logs else None
 
 
-def _submitit_outcome(folder: Path, job_id: str) -> tuple[str, Optional[str], Optional[str]]:
+def _submitit_outcome(folder: Path, job_id: str) -> tuple[str, str | None, str | None]:
     """How a submitit job ended, from its folder: ``(state, error, log)``.
 
     state: ``failed`` (Slurm cancelled it, a task was killed or crashed, the function
@@ -325,7 +326,11 @@ def _submitit_outcome(folder: Path, job_id: str) -> tuple[str, Optional[str], Op
         cancel = _SLURM_CANCEL.search(text)
         if cancel:
             reason = cancel.group(1).strip().lower()
-            return "failed", "Slurm cancelled the job" + (f" {reason}" if reason else ""), str(err_log)
+            return (
+                "failed",
+                "Slurm cancelled the job" + (f" {reason}" if reason else ""),
+                str(err_log),
+            )
         task_error = _SRUN_TASK_ERROR.search(text)
         if task_error:
             return "failed", f"Slurm task ended: {task_error.group(1).strip()}", str(err_log)
@@ -337,7 +342,11 @@ def _submitit_outcome(folder: Path, job_id: str) -> tuple[str, Optional[str], Op
         with results[0].open("rb") as f:
             outcome, value = pickle.load(f)
     except Exception as exc:  # noqa: BLE001 - the result's classes may not import here
-        return "ended", f"job ended; its result is unreadable here ({type(exc).__name__}: {exc})", err_log
+        return (
+            "ended",
+            f"job ended; its result is unreadable here ({type(exc).__name__}: {exc})",
+            err_log,
+        )
     if outcome == "error":
         return "failed", _last_exception_line(str(value)), err_log
     # hydra-submitit-launcher returns Hydra's JobReturn; a task that raised is FAILED there
@@ -375,7 +384,7 @@ def _read_unstarted(job_id: str, folder: Path) -> JobResult:
     )
 
 
-def _submitted_args(path: Path) -> tuple[list[str], Optional[int]]:
+def _submitted_args(path: Path) -> tuple[list[str], int | None]:
     """Overrides and job number from submitit's pickled submission (best effort).
 
     The pickle is the sweep's own file (written by hydra-submitit-launcher); loading it
@@ -401,7 +410,7 @@ def infer_descending(metric: str) -> bool:
     return not _LOWER_IS_BETTER.search(metric.lower())
 
 
-def _sorted(results: Sequence[JobResult], sort_by: str, descending: Optional[bool]) -> list[JobResult]:
+def _sorted(results: Sequence[JobResult], sort_by: str, descending: bool | None) -> list[JobResult]:
     if descending is None:
         descending = infer_descending(sort_by)
 
@@ -433,7 +442,7 @@ def _parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
     return parsed
 
 
-def _metric_keys(results: Sequence[JobResult], first: Optional[str] = None) -> list[str]:
+def _metric_keys(results: Sequence[JobResult], first: str | None = None) -> list[str]:
     keys = sorted({k for r in results for k in r.metrics})
     ordered = sorted(keys, key=lambda k: (not k.startswith("eval/"), k))
     if first is not None:
@@ -442,7 +451,7 @@ def _metric_keys(results: Sequence[JobResult], first: Optional[str] = None) -> l
 
 
 def summary_table(
-    results: Sequence[JobResult], sort_by: str, descending: Optional[bool] = None
+    results: Sequence[JobResult], sort_by: str, descending: bool | None = None
 ) -> list[dict[str, Any]]:
     """One dict per job, best first by ``sort_by`` (jobs without it last).
 
@@ -478,8 +487,8 @@ def summary_table(
 def write_csv(
     results: Sequence[JobResult],
     path: str | os.PathLike[str],
-    sort_by: Optional[str] = None,
-    descending: Optional[bool] = None,
+    sort_by: str | None = None,
+    descending: bool | None = None,
 ) -> Path:
     """Write :func:`summary_table`'s rows as CSV (missing values empty) and return the path."""
     sort_by = sort_by or default_metric(results) or ""
@@ -499,7 +508,7 @@ def write_csv(
     return path
 
 
-def default_metric(results: Sequence[JobResult]) -> Optional[str]:
+def default_metric(results: Sequence[JobResult]) -> str | None:
     """The metric to sort by when none is named: the first ``eval/*`` one, else any."""
     keys = _metric_keys(results)
     return keys[0] if keys else None
@@ -520,7 +529,7 @@ def _clip(text: str, width: int) -> str:
 def format_table(
     results: Sequence[JobResult],
     sort_by: str,
-    descending: Optional[bool] = None,
+    descending: bool | None = None,
     max_metrics: int = 3,
     overrides_width: int = 60,
 ) -> str:
@@ -549,7 +558,8 @@ def format_table(
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(
-            c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths))
         ).rstrip()
 
     out = [line(header), line(["-" * w for w in widths]), *(line(row) for row in body)]
@@ -557,10 +567,7 @@ def format_table(
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     out.append("")
-    out.append(
-        f"{len(results)} job(s): "
-        + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    )
+    out.append(f"{len(results)} job(s): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
     failed = [r for r in ordered if r.status == "failed"]
     if failed:
         out.append("")
@@ -617,15 +624,22 @@ def plot_metric(
             markersize=3,
         )
     if not lines:
-        ax.text(0.5, 0.5, f"no job logged {metric}", transform=ax.transAxes, ha="center", va="center")
+        ax.text(
+            0.5, 0.5, f"no job logged {metric}", transform=ax.transAxes, ha="center", va="center"
+        )
     missing = len(results) - len(lines)
     ax.set_xlabel("step")
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} ({len(lines)} job(s)" + (f", {missing} without it)" if missing else ")"))
+    ax.set_title(
+        f"{metric} ({len(lines)} job(s)" + (f", {missing} without it)" if missing else ")")
+    )
     ax.grid(alpha=0.3)
     if lines:
-        ax.legend(fontsize="small", loc="best" if len(lines) <= 8 else "upper left",
-                  bbox_to_anchor=None if len(lines) <= 8 else (1.01, 1.0))
+        ax.legend(
+            fontsize="small",
+            loc="best" if len(lines) <= 8 else "upper left",
+            bbox_to_anchor=None if len(lines) <= 8 else (1.01, 1.0),
+        )
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=100)
@@ -640,7 +654,7 @@ def plot_filename(metric: str) -> str:
 # -------------------------------------------------------------------------------- CLI
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rlkit-sweep-summary",
         description="Summarise a Hydra multirun directory: table, summary.csv, optional plot.",
@@ -651,14 +665,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help="final metric to sort by, e.g. eval/accuracy (default: the first eval/* metric)",
     )
     direction = parser.add_mutually_exclusive_group()
-    direction.add_argument("--ascending", dest="descending", action="store_false", default=None,
-                           help="smallest first (default: inferred; losses ascend)")
-    direction.add_argument("--descending", dest="descending", action="store_true",
-                           help="largest first")
-    parser.add_argument("--plot", action="store_true",
-                        help="also write summary_<metric>.png (metric against step, one line per job)")
-    parser.add_argument("--csv", type=Path, default=None,
-                        help="where to write the CSV (default: SWEEP_DIR/summary.csv)")
+    direction.add_argument(
+        "--ascending",
+        dest="descending",
+        action="store_false",
+        default=None,
+        help="smallest first (default: inferred; losses ascend)",
+    )
+    direction.add_argument(
+        "--descending", dest="descending", action="store_true", help="largest first"
+    )
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help="also write summary_<metric>.png (metric against step, one line per job)",
+    )
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=None,
+        help="where to write the CSV (default: SWEEP_DIR/summary.csv)",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -667,8 +694,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not results:
-        print(f"error: no Hydra job directories (.hydra/overrides.yaml) under {args.sweep_dir}",
-              file=sys.stderr)
+        print(
+            f"error: no Hydra job directories (.hydra/overrides.yaml) under {args.sweep_dir}",
+            file=sys.stderr,
+        )
         return 2
     metric = args.metric or default_metric(results)
     if metric is None:
@@ -678,7 +707,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         known = ", ".join(_metric_keys(results)) or "none"
         print(f"warning: no job logged {metric!r} (known metrics: {known})", file=sys.stderr)
 
-    csv_path = write_csv(results, args.csv or args.sweep_dir / "summary.csv", metric, args.descending)
+    csv_path = write_csv(
+        results, args.csv or args.sweep_dir / "summary.csv", metric, args.descending
+    )
     print(format_table(results, metric, args.descending))
     print(f"\nwrote {csv_path}")
     if args.plot:

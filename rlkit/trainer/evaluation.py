@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from math import comb
+from statistics import fmean
 from typing import Sequence
 
 from rlkit.generators.base import Generator
+from rlkit.rewards.base import Reward
 from rlkit.rewards.math import answers_match, extract_answer
-from rlkit.types import Prompt, SamplingParams
+from rlkit.types import Prompt, PromptSample, SamplingParams
 
 
 def is_correct(text: str, answer: str) -> bool:
@@ -32,3 +35,33 @@ def pass_at_k(num_samples: int, num_correct: int, k: int) -> float:
     if num_samples - num_correct < k:
         return 1.0
     return 1.0 - comb(num_samples - num_correct, k) / comb(num_samples, k)
+
+
+def evaluate_prompts(
+    generator: Generator,
+    samples: Sequence[PromptSample],
+    reward: Reward | None,
+    max_new_tokens: int,
+    k: int = 1,
+    sampling: SamplingParams | None = None,
+) -> dict[str, float]:
+    """Greedy ``accuracy`` (and ``reward`` when a reward is given) on held-out prompts; with
+    ``k > 1``, also ``pass@k`` from ``k`` samples per prompt drawn with ``sampling``."""
+    prompts = [s.prompt for s in samples]
+    greedy = generator.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens))
+    metrics: dict[str, float] = {}
+    answered = [(s, c) for s, c in zip(samples, greedy) if s.answer is not None]
+    if answered:
+        metrics["accuracy"] = fmean(is_correct(c.text, s.answer) for s, c in answered)
+    if reward is not None:
+        metrics["reward"] = fmean(reward(list(samples), greedy).scores)
+    if k > 1 and answered:
+        params = replace(sampling or SamplingParams(), n=k, max_new_tokens=max_new_tokens)
+        sampled = generator.generate(prompts, params)
+        correct = [0] * len(samples)
+        for c in sampled:
+            correct[c.prompt_index] += is_correct(c.text, samples[c.prompt_index].answer or "")
+        scored = [correct[i] for i, s in enumerate(samples) if s.answer is not None]
+        metrics["pass@1"] = fmean(pass_at_k(k, c, 1) for c in scored)
+        metrics[f"pass@{k}"] = fmean(pass_at_k(k, c, k) for c in scored)
+    return metrics

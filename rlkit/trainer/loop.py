@@ -79,6 +79,7 @@ class Trainer:
         self.sampler = EpochSampler(len(train_samples), config.batch_size, config.seed)
         self.checkpoints = CheckpointManager(outputs.checkpoints, config.keep_checkpoints)
         self.step = 0
+        algorithm.ctx.draw_samples = self.draw_samples
 
     # ------------------------------------------------------------------ state
 
@@ -115,18 +116,18 @@ class Trainer:
         config = self.config
         self.outputs.write_status("running", self.step)
         try:
-            last_eval = self.evaluate() if self.step == 0 else {}
+            if self.step == 0:
+                self.evaluate()
             while self.step < config.max_steps:
                 metrics = self.train_step()
                 self.step += 1
                 if self.step % config.log_every == 0 or self.step == config.max_steps:
                     self.log(metrics)
                 if config.eval_every and self.step % config.eval_every == 0 and self.step < config.max_steps:
-                    last_eval = self.evaluate()
+                    self.evaluate()
                 if config.save_every and self.step % config.save_every == 0 and self.step < config.max_steps:
                     self.save_checkpoint()
-            if not last_eval or self.step % config.eval_every or not config.eval_every:
-                last_eval = self.evaluate()
+            last_eval = self.evaluate()
             if self.backend.is_main:
                 self.save_model_atomically(self.outputs.final)
         except BaseException as exc:
@@ -135,9 +136,12 @@ class Trainer:
         self.outputs.write_status("completed", self.step)
         return last_eval
 
+    def draw_samples(self) -> list[Sample]:
+        return [self.train_samples[i] for i in self.shard(self.sampler.next_batch())]
+
     def train_step(self) -> dict[str, float]:
         start = time.perf_counter()
-        samples = [self.train_samples[i] for i in self.shard(self.sampler.next_batch())]
+        samples = self.draw_samples()
         plan = self.algorithm.prepare(samples)
         prepared = time.perf_counter()
         self.policy.train()

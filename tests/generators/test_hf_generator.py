@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -142,15 +144,21 @@ def test_eos_is_kept_in_tokens_but_not_in_text(model, tokenizer):
     # The tokenizer's own EOS is special: kept in token_ids, absent from the text.
     torch.manual_seed(3)
     eos = tokenizer.eos_token_id
+    # A head that ignores the hidden state and favours EOS: p(EOS) = e^3 / (e^3 + 314) ~ 6%.
+    head = torch.nn.Linear(64, len(tokenizer))
     with torch.no_grad():
-        eos_model.model.norm.weight.fill_(0.0)  # all logits 0: EOS in ~1/320 steps
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[eos] = 3.0
+    eos_model.lm_head = head
     sampled = make_generator(eos_model, tokenizer).generate(
-        ["the"], SamplingParams(max_new_tokens=8, n=400)
+        ["the"], SamplingParams(max_new_tokens=8, n=40)
     )
     ending = [c for c in sampled if c.token_ids[-1] == eos]
     assert ending
     for c in ending:
         assert not c.truncated and len(c.logprobs) == len(c.token_ids)
+        assert c.logprobs[-1] == pytest.approx(3.0 - math.log(math.exp(3.0) + 314), abs=1e-5)
         assert c.text == tokenizer.decode(c.token_ids[:-1], skip_special_tokens=True)
 
 

@@ -30,8 +30,16 @@ def _job_dir(sweep: Path, num: int, overrides: list[str], slurm: bool = True) ->
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     job_id = f"{ARRAY}_{num}" if slurm else f"job_id_for_{num}"
-    hydra_cfg = {"hydra": {"job": {"name": "__main__", "id": job_id, "num": num,
-                                   "override_dirname": ",".join(overrides)}}}
+    hydra_cfg = {
+        "hydra": {
+            "job": {
+                "name": "__main__",
+                "id": job_id,
+                "num": num,
+                "override_dirname": ",".join(overrides),
+            }
+        }
+    }
     (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra_cfg))
     (job / ".hydra" / "config.yaml").write_text("trainer:\n  max_steps: 100\n")
     (job / "__main__.log").write_text("[INFO] - starting\n")
@@ -46,8 +54,9 @@ def _metrics(job: Path, records: list[dict], torn_tail: str | None = None) -> No
             f.write(torn_tail)  # a killed run's last, unfinished line
 
 
-def _status(job: Path, status: str, step: int, error: str | None = None,
-            log: str | None = None) -> None:
+def _status(
+    job: Path, status: str, step: int, error: str | None = None, log: str | None = None
+) -> None:
     (job / "status.json").write_text(
         json.dumps({"status": status, "step": step, "error": error, "log": log})
     )
@@ -73,8 +82,13 @@ def _training(lr_scale: float, steps=(10, 20, 30), nan_at=None) -> list[dict]:
         loss = None if step == nan_at else round(2.0 / (step * lr_scale), 4)
         records.append({"step": step, "loss": loss, "lr": 0.001})
         if step % 20 == 0:  # eval every 20 steps
-            records.append({"step": step, "eval/accuracy": round(min(1.0, step * lr_scale / 40), 4),
-                            "eval/loss": round(1.0 / (step * lr_scale), 4)})
+            records.append(
+                {
+                    "step": step,
+                    "eval/accuracy": round(min(1.0, step * lr_scale / 40), 4),
+                    "eval/loss": round(1.0 / (step * lr_scale), 4),
+                }
+            )
     return records
 
 
@@ -102,8 +116,13 @@ def sweep(tmp_path: Path) -> Path:
     # 2: the trainer caught a divergence and recorded it
     job = _job_dir(sweep, 2, ["algo.beta=0.2", "trainer.lr=1e-3"])
     _metrics(job, _training(0.5, steps=(10, 20, 30), nan_at=30))
-    _status(job, "failed", 30, error="FloatingPointError: loss is nan at step 30",
-            log=str(job / "__main__.log"))
+    _status(
+        job,
+        "failed",
+        30,
+        error="FloatingPointError: loss is nan at step 30",
+        log=str(job / "__main__.log"),
+    )
     _submitit(sweep, 2, err="Traceback (most recent call last):\nFloatingPointError: loss is nan\n")
 
     # 3: still running; its last line is half written
@@ -118,18 +137,21 @@ def sweep(tmp_path: Path) -> Path:
     ret = JobReturn(overrides=["algo.beta=0.1", "trainer.lr=3e-3"])
     ret.return_value = ValueError("trainer.batch_size=3 is not divisible by micro_batch_size=2")
     ret.status = JobStatus.FAILED
-    _submitit(sweep, 4, result=("success", ret),
-              err="submitit INFO - Job completed successfully\n")
+    _submitit(sweep, 4, result=("success", ret), err="submitit INFO - Job completed successfully\n")
 
     # 5: killed by Slurm at its time limit while the trainer said "running"
     job = _job_dir(sweep, 5, ["algo.beta=0.2", "trainer.lr=3e-3"])
     _metrics(job, _training(0.8, steps=(10, 20)))
     _status(job, "running", 20)
-    _submitit(sweep, 5, err=(
-        "submitit WARNING - Bypassing signal SIGTERM\n"
-        f"slurmstepd-vm: error: *** JOB 13 ON vm CANCELLED AT 2025-01-01T12:10:00 "
-        "DUE TO TIME LIMIT ***\n"
-    ))
+    _submitit(
+        sweep,
+        5,
+        err=(
+            "submitit WARNING - Bypassing signal SIGTERM\n"
+            "slurmstepd-vm: error: *** JOB 13 ON vm CANCELLED AT 2025-01-01T12:10:00 "
+            "DUE TO TIME LIMIT ***\n"
+        ),
+    )
 
     # 6: array task still queued: only submitit's pickle exists
     pending = _PickledSubmission(["algo.beta=0.05", "trainer.lr=1e-2"], 6)
@@ -158,8 +180,13 @@ def test_collect_reads_every_job_and_state(sweep: Path) -> None:
     assert [r.job_num for r in results] == [0, 1, 2, 3, 4, 5, 6]
     jobs = _by_num(results)
     assert {n: r.status for n, r in jobs.items()} == {
-        0: "completed", 1: "completed", 2: "failed", 3: "running",
-        4: "failed", 5: "failed", 6: "pending",
+        0: "completed",
+        1: "completed",
+        2: "failed",
+        3: "running",
+        4: "failed",
+        5: "failed",
+        6: "pending",
     }
     assert jobs[1].overrides == ["algo.beta=0.1", "trainer.lr=1e-3"]
     assert jobs[1].job_id == f"{ARRAY}_1"
@@ -187,8 +214,12 @@ def test_collect_reads_every_job_and_state(sweep: Path) -> None:
 def test_final_metrics_are_the_last_value_of_each_key(sweep: Path) -> None:
     jobs = _by_num(collect(sweep))
     # eval/* is logged every 20 steps, loss every 10: each keeps its own last value
-    assert jobs[0].metrics == {"loss": 0.0556, "lr": 0.001, "eval/accuracy": 0.9,
-                               "eval/loss": 0.0278}
+    assert jobs[0].metrics == {
+        "loss": 0.0556,
+        "lr": 0.001,
+        "eval/accuracy": 0.9,
+        "eval/loss": 0.0278,
+    }
     assert jobs[0].step == 40
     assert jobs[1].metrics["eval/accuracy"] == pytest.approx(1.0)
     assert jobs[3].metrics["eval/accuracy"] == pytest.approx(0.6)
@@ -222,7 +253,8 @@ def test_local_multirun_without_submitit(tmp_path: Path) -> None:
     _job_dir(sweep, 1, ["trainer.lr=1e-2"], slurm=False)
     results = collect(sweep)
     assert [(r.job_num, r.job_id, r.status) for r in results] == [
-        (0, None, "completed"), (1, None, "unknown"),
+        (0, None, "completed"),
+        (1, None, "unknown"),
     ]
 
 
@@ -240,8 +272,15 @@ def test_summary_table_sorts_best_first_and_missing_last(sweep: Path) -> None:
     assert [r["job"] for r in rows][:5] == ["1", "0", "3", "5", "2"]
     assert {r["job"] for r in rows[5:]} == {"4", "6"}  # no eval/accuracy
     assert list(rows[0])[:9] == [
-        "job", "job_id", "status", "step", "overrides", "algo.beta", "trainer.lr",
-        "eval/accuracy", "eval/loss",
+        "job",
+        "job_id",
+        "status",
+        "step",
+        "overrides",
+        "algo.beta",
+        "trainer.lr",
+        "eval/accuracy",
+        "eval/loss",
     ]
     assert rows[0]["algo.beta"] == "0.1" and rows[0]["trainer.lr"] == "1e-3"
     assert rows[-1]["eval/accuracy"] is None
@@ -249,7 +288,7 @@ def test_summary_table_sorts_best_first_and_missing_last(sweep: Path) -> None:
     # losses ascend by default; the direction can be forced
     by_loss = summary_table(results, "eval/loss")
     assert [r["job"] for r in by_loss][:2] == ["1", "0"]
-    assert [r["job"] for r in summary_table(results, "eval/loss", descending=True)][0] == "2"
+    assert summary_table(results, "eval/loss", descending=True)[0]["job"] == "2"
     asc = summary_table(results, "eval/accuracy", descending=False)
     assert asc[0]["job"] == "2"
 
@@ -280,8 +319,10 @@ def test_write_csv_round_trips(sweep: Path, tmp_path: Path) -> None:
     assert set(failed) == {"2", "4", "5"}
     assert failed["4"]["error"].startswith("ValueError: trainer.batch_size=3")
     assert failed["2"]["eval/accuracy"] == "0.25" and failed["2"]["loss"] == "nan"
-    assert rows[-1]["overrides"] in {"algo.beta=0.1 trainer.lr=3e-3",
-                                     "algo.beta=0.05 trainer.lr=1e-2"}
+    assert rows[-1]["overrides"] in {
+        "algo.beta=0.1 trainer.lr=3e-3",
+        "algo.beta=0.05 trainer.lr=1e-2",
+    }
 
 
 def test_format_table_is_aligned_and_lists_failures(sweep: Path) -> None:
@@ -297,12 +338,13 @@ def test_format_table_is_aligned_and_lists_failures(sweep: Path) -> None:
     assert all(line[status_col:].split()[0] in summary.STATUSES for line in table)
     overrides_col = header.index("overrides")
     assert [line[overrides_col:].split()[0] for line in table[:2]] == [
-        "algo.beta=0.1", "algo.beta=0.05",
+        "algo.beta=0.1",
+        "algo.beta=0.05",
     ]
     assert table[0].split()[:2] == ["1", "completed"]
     assert "7 job(s): 2 completed, 1 running, 1 pending, 3 failed" in text
 
-    failed = text[text.index("Failed jobs:"):]
+    failed = text[text.index("Failed jobs:") :]
     assert "job 2: algo.beta=0.2 trainer.lr=1e-3" in failed
     assert "error: FloatingPointError: loss is nan at step 30" in failed
     assert f"log:   {sweep / '2' / '__main__.log'}" in failed
@@ -336,8 +378,10 @@ def test_plot_metric_no_job_has_it(sweep: Path, tmp_path: Path) -> None:
 
 
 def test_module_import_is_light() -> None:
-    code = ("import sys, rlkit.sweeps.summary; "
-            "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
+    code = (
+        "import sys, rlkit.sweeps.summary; "
+        "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -368,7 +412,9 @@ def test_main_ascending_and_default_metric(sweep: Path, capsys) -> None:
 def test_main_as_module_subprocess(sweep: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "rlkit.sweeps.summary", str(sweep), "--metric", "eval/loss"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[2].split()[:2] == ["1", "completed"]

@@ -1,0 +1,258 @@
+"""GRPO and its relatives (Dr. GRPO, DAPO, GSPO, RLOO, REINFORCE++-baseline).
+
+Each step: sample ``group_size`` completions per prompt, score them, compute group-relative
+advantages, then run ``epochs`` x ``minibatches`` clipped policy-gradient updates, with an
+optional KL penalty to a frozen reference. The math is in :mod:`rlkit.algorithms.losses`.
+
+Common recipes as config:
+
+* GRPO (DeepSeekMath): baseline=mean scale=group aggregation=seq_mean_token_mean kl_beta>0
+* Dr. GRPO: scale=none aggregation=seq_mean_token_sum_norm
+* DAPO: eps_high=0.28 dynamic_sampling=true truncation=penalty aggregation=token_mean
+* GSPO: level=sequence (with much smaller eps_low/eps_high, e.g. 3e-4/4e-4)
+* RLOO: baseline=loo scale=none;  REINFORCE++-baseline: baseline=mean scale=batch
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
+from rlkit.algorithms.losses import aggregate, clipped_policy_loss, group_advantages, kl_estimate
+from rlkit.algorithms.rollout import Rollouts, layout, sample_rollouts
+from rlkit.data.collate import TokenBatch
+from rlkit.models.forward import target_logprobs
+from rlkit.models.reference import ReferencePolicy
+from rlkit.trainer.evaluation import evaluate_prompts
+from rlkit.types import PromptSample, SampleKind, SamplingParams
+
+TRUNCATION = ("keep", "mask", "penalty")
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 32
+    stop: list[str] = field(default_factory=list)
+
+    def params(self, n: int) -> SamplingParams:
+        return SamplingParams(self.temperature, self.top_p, self.top_k, self.max_new_tokens, tuple(self.stop), n)
+
+
+@dataclass
+class GRPOConfig:
+    group_size: int = 8
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    #: mean | loo (leave-one-out, as RLOO)
+    baseline: str = "mean"
+    #: group | batch | none (Dr. GRPO)
+    scale: str = "group"
+    #: token | sequence (GSPO)
+    level: str = "token"
+    eps_low: float = 0.2
+    eps_high: float = 0.2
+    dual_clip: Optional[float] = None
+    #: token_mean | seq_mean_token_mean | seq_mean_token_sum_norm
+    aggregation: str = "token_mean"
+    #: KL weight; the reference model is only loaded when it is > 0.
+    kl_beta: float = 0.0
+    #: k1 | k2 | k3
+    kl_estimator: str = "k3"
+    ref_name_or_path: Optional[str] = None
+    #: Passes over each rollout batch, and optimizer updates per pass.
+    epochs: int = 1
+    minibatches: int = 1
+    #: Drop groups whose rewards are all equal (no signal) and refill with new prompts.
+    dynamic_sampling: bool = False
+    max_sampling_rounds: int = 4
+    #: keep | mask (no loss on truncated completions) | penalty (add truncation_penalty to the reward)
+    truncation: str = "keep"
+    truncation_penalty: float = -1.0
+    #: Completions per held-out prompt for pass@k (1: greedy accuracy only).
+    eval_k: int = 1
+
+
+@dataclass
+class Denominators:
+    """Global sizes of one optimizer update (all micro-batches, all ranks)."""
+
+    tokens: float
+    sequences: float
+    max_length: int
+
+
+@dataclass
+class PolicyMicroBatch:
+    batch: TokenBatch
+    advantages: Tensor
+    generator_logps: Tensor
+    old_logps: Optional[Tensor]
+    ref_logps: Optional[Tensor]
+    totals: Denominators
+
+
+class GRPO(Algorithm):
+    Config = GRPOConfig
+    sample_kind = SampleKind.PROMPT
+
+    def __init__(self, config: GRPOConfig, ctx: TrainContext):
+        super().__init__(config, ctx)
+        if ctx.reward is None:
+            raise ValueError("algo=grpo needs a reward: add e.g. reward=math")
+        if config.truncation not in TRUNCATION:
+            raise ValueError(f"algo.truncation: unknown {config.truncation!r}; choose one of {', '.join(TRUNCATION)}")
+        if config.group_size < 2:
+            raise ValueError("algo.group_size must be >= 2 for group-relative advantages")
+        self.reference = ReferencePolicy(ctx.policy, ctx.backend, ctx.model, config.ref_name_or_path) if config.kl_beta > 0 else None
+
+    # ---------------------------------------------------------------- rollouts
+
+    def prepare(self, samples: Sequence[PromptSample]) -> StepPlan:
+        cfg = self.config
+        rollouts = self.rollouts(list(samples))
+        advantages = self.advantages(rollouts.rewards)
+        if cfg.truncation == "mask":
+            truncated = torch.tensor([c.truncated for c in rollouts.completions])
+            rollouts.batch.target_mask[truncated] = False
+        start = time.perf_counter()
+        old_logps = self.logprobs_of(self.ctx.policy, rollouts.batch) if cfg.epochs * cfg.minibatches > 1 else None
+        ref_logps = self.reference_logprobs(rollouts.batch) if self.reference else None
+        rollouts.metrics["time/logprobs"] = time.perf_counter() - start
+        updates = []
+        generator = torch.Generator().manual_seed(int(torch.randint(2**31, (1,))))
+        for _ in range(cfg.epochs):
+            order = torch.randperm(len(rollouts), generator=generator) if cfg.epochs * cfg.minibatches > 1 else torch.arange(len(rollouts))
+            for rows in order.chunk(cfg.minibatches):
+                updates.append(self.micro_batches(rollouts, rows.tolist(), advantages, old_logps, ref_logps))
+        return StepPlan(updates, rollouts.metrics)
+
+    def rollouts(self, prompts: list[PromptSample]) -> Rollouts:
+        """Rollouts for ``prompts``; with dynamic sampling, groups without signal are replaced."""
+        cfg = self.config
+        params = cfg.sampling.params(cfg.group_size)
+        penalty = cfg.truncation_penalty if cfg.truncation == "penalty" else 0.0
+        rollouts = sample_rollouts(self.ctx, prompts, params, penalty)
+        if not cfg.dynamic_sampling:
+            return rollouts
+        kept = self.informative_groups(rollouts)
+        rounds = 1
+        while len(kept) < len(prompts) and rounds < cfg.max_sampling_rounds and self.ctx.draw_samples:
+            more = sample_rollouts(self.ctx, self.ctx.draw_samples(), params, penalty)
+            kept += self.informative_groups(more)
+            rounds += 1
+        kept = kept[: len(prompts)] or self.all_groups(rollouts)
+        merged = merge_groups(self.ctx.tokenizer, kept)
+        merged.metrics.update(rollouts.metrics)  # the first round's metrics describe the policy
+        merged.metrics["sampling/rounds"] = float(rounds)
+        merged.metrics["sampling/kept_groups"] = len(kept) / len(prompts)
+        return merged
+
+    def informative_groups(self, rollouts: Rollouts) -> list[tuple[Rollouts, list[int]]]:
+        g = self.config.group_size
+        return [(rollouts, list(range(i, i + g))) for i in range(0, len(rollouts), g)
+                if rollouts.rewards[i : i + g].std() > 0]
+
+    def all_groups(self, rollouts: Rollouts) -> list[tuple[Rollouts, list[int]]]:
+        g = self.config.group_size
+        return [(rollouts, list(range(i, i + g))) for i in range(0, len(rollouts), g)]
+
+    def advantages(self, rewards: Tensor) -> Tensor:
+        cfg = self.config
+        if cfg.scale != "batch" or self.ctx.backend.world_size == 1:
+            return group_advantages(rewards, cfg.group_size, baseline=cfg.baseline, scale=cfg.scale)
+        centred = group_advantages(rewards, cfg.group_size, baseline=cfg.baseline, scale="none")
+        # The batch std over all ranks' rewards (unbiased, as torch.std).
+        n = self.ctx.backend.all_reduce_sum(float(len(rewards)))
+        total = self.ctx.backend.all_reduce_sum(float(rewards.sum()))
+        squares = self.ctx.backend.all_reduce_sum(float((rewards**2).sum()))
+        variance = max(0.0, (squares - total**2 / n) / max(n - 1, 1))
+        return centred / (variance**0.5 + 1e-6)
+
+    @torch.no_grad()
+    def logprobs_of(self, model, batch: TokenBatch) -> Tensor:
+        size = self.ctx.trainer.micro_batch_size
+        device = self.ctx.backend.device
+        temperature = self.config.sampling.temperature
+        parts = [target_logprobs(model, batch.select(slice(i, i + size)).to(device), temperature)[0].cpu()
+                 for i in range(0, len(batch), size)]
+        return torch.cat(parts)
+
+    def reference_logprobs(self, batch: TokenBatch) -> Tensor:
+        size = self.ctx.trainer.micro_batch_size
+        device = self.ctx.backend.device
+        temperature = self.config.sampling.temperature
+        return torch.cat([self.reference.logprobs(batch.select(slice(i, i + size)).to(device), temperature).cpu()
+                          for i in range(0, len(batch), size)])
+
+    def micro_batches(self, rollouts: Rollouts, rows: list[int], advantages: Tensor,
+                      old_logps: Optional[Tensor], ref_logps: Optional[Tensor]) -> list[PolicyMicroBatch]:
+        mask = rollouts.batch.target_mask[rows, 1:]
+        backend = self.ctx.backend
+        totals = Denominators(
+            tokens=backend.all_reduce_sum(float(mask.sum())),
+            sequences=backend.all_reduce_sum(float((mask.sum(-1) > 0).sum())),
+            max_length=self.config.sampling.max_new_tokens,
+        )
+        size = self.ctx.trainer.micro_batch_size
+        return [
+            PolicyMicroBatch(
+                batch=rollouts.batch.select(chunk),
+                advantages=advantages[chunk],
+                generator_logps=rollouts.generator_logps[chunk],
+                old_logps=None if old_logps is None else old_logps[chunk],
+                ref_logps=None if ref_logps is None else ref_logps[chunk],
+                totals=totals,
+            )
+            for chunk in (rows[i : i + size] for i in range(0, len(rows), size))
+        ]
+
+    # ---------------------------------------------------------------- loss
+
+    def loss(self, micro: PolicyMicroBatch) -> LossOutput:
+        cfg = self.config
+        device = self.ctx.backend.device
+        batch = micro.batch.to(device)
+        logps, mask, entropy = target_logprobs(self.ctx.policy, batch, cfg.sampling.temperature, with_entropy=True)
+        old = logps.detach() if micro.old_logps is None else micro.old_logps.to(device)
+        totals = micro.totals
+        scale = dict(global_tokens=totals.tokens, global_sequences=totals.sequences, max_length=totals.max_length)
+        policy_loss, stats = clipped_policy_loss(
+            logps, old, micro.advantages.to(device), mask, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+            dual_clip=cfg.dual_clip, level=cfg.level, aggregation=cfg.aggregation, **scale,
+        )
+        loss = policy_loss
+        share = float(mask.sum()) / max(totals.tokens, 1.0)  # this micro-batch's share of the update's tokens
+        metrics = {"loss": loss.item(), "policy_loss": policy_loss.item()}
+        metrics.update({k: float(v) * share for k, v in stats.items()})
+        if self.reference is not None:
+            kl = aggregate(kl_estimate(logps, micro.ref_logps.to(device), kind=cfg.kl_estimator), mask,
+                           mode=cfg.aggregation, **scale)
+            loss = loss + cfg.kl_beta * kl
+            metrics["loss"] = loss.item()
+            metrics["kl"] = kl.item()
+        metrics["entropy"] = float((entropy * mask).sum()) / max(totals.tokens, 1.0)
+        mismatch = (logps.detach() - micro.generator_logps.to(device)).abs()
+        metrics["mismatch/logprob_abs_diff"] = float((mismatch * mask).sum()) / max(totals.tokens, 1.0)
+        return LossOutput(loss, metrics)
+
+    # ---------------------------------------------------------------- evaluation
+
+    def evaluate(self, samples: Sequence[PromptSample]) -> dict[str, float]:
+        return evaluate_prompts(self.ctx.generator, samples, self.ctx.reward, self.ctx.trainer.eval_max_new_tokens,
+                                k=self.config.eval_k, sampling=self.config.sampling.params(self.config.eval_k))
+
+
+def merge_groups(tokenizer, groups: list[tuple[Rollouts, list[int]]]) -> Rollouts:
+    """One Rollouts from chosen rows of several (dynamic sampling)."""
+    samples = [r.samples[i] for r, rows in groups for i in rows]
+    completions = [r.completions[i] for r, rows in groups for i in rows]
+    rewards = torch.cat([r.rewards[rows] for r, rows in groups])
+    batch, generator_logps = layout(tokenizer, samples, completions)
+    return Rollouts(samples, completions, rewards, batch, generator_logps)

@@ -1,0 +1,75 @@
+"""Reward modelling: a scalar head trained on preference pairs (Bradley-Terry).
+
+The model is any causal LM checkpoint (an SFT output of rlkit included) loaded as a Hugging
+Face sequence-classification model with one label (``model_kind``); its score ``r`` is
+read at each sequence's last real token, the EOS after the completion. Per pair,
+
+    loss = -log sigmoid(r_c - r_r - m) + center_coef (r_c + r_r)^2
+
+(:func:`rlkit.algorithms.losses.reward_model_loss`) averaged over the step's pairs, with
+``m`` the row's margin (0 for rows without one). The exported model loads with
+``AutoModelForSequenceClassification.from_pretrained`` and serves as
+:class:`rlkit.rewards.reward_model.RewardModelReward`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from torch import Tensor
+
+from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan
+from rlkit.algorithms.losses import reward_model_loss
+from rlkit.algorithms.preference import PairBatch, evaluate_pairs, pair_batches, pair_statistics, split_pairs
+from rlkit.models.forward import forward_logits
+from rlkit.types import PreferenceSample, SampleKind
+
+
+@dataclass
+class RMConfig:
+    max_length: int = 512
+    #: c of the centring term c (r_c + r_r)^2, which keeps rewards near zero (0: off).
+    center_coef: float = 0.0
+
+
+@dataclass
+class RMMicroBatch:
+    pairs: PairBatch
+    #: Pairs of the whole update across ranks: the loss denominator.
+    total_pairs: float
+
+
+class RewardModelling(Algorithm):
+    Config = RMConfig
+    sample_kind = SampleKind.PREFERENCE
+    model_kind = "sequence_classification"
+
+    def batches(self, samples: Sequence[PreferenceSample], size: int) -> list[PairBatch]:
+        return pair_batches(self.ctx.tokenizer, samples, size, self.config.max_length)
+
+    def prepare(self, samples: Sequence[PreferenceSample]) -> StepPlan:
+        batches = self.batches(samples, self.ctx.trainer.micro_batch_size)
+        total = self.ctx.backend.all_reduce_sum(float(len(samples)))
+        return StepPlan([[RMMicroBatch(b, total) for b in batches]])
+
+    def loss(self, micro_batch: RMMicroBatch) -> LossOutput:
+        losses, chosen, rejected = self.score(micro_batch.pairs)
+        loss = losses.sum() / micro_batch.total_pairs
+        stats = pair_statistics(chosen.detach(), rejected.detach())
+        metrics = {key: value / micro_batch.total_pairs for key, value in stats.items()}
+        metrics.update(loss=loss.item(), accuracy=metrics.pop("rewards/accuracy"))
+        return LossOutput(loss, metrics)
+
+    def evaluate(self, samples: Sequence[PreferenceSample]) -> dict[str, float]:
+        return evaluate_pairs(self.ctx.policy, self.batches(samples, self.ctx.trainer.eval_batch_size), self.score)
+
+    def score(self, pairs: PairBatch) -> tuple[Tensor, Tensor, Tensor]:
+        """``(per-pair losses, r_c, r_r)`` of a pair batch, from one forward pass."""
+        device = self.ctx.backend.device
+        rewards = forward_logits(self.ctx.policy, pairs.tokens.to(device)).squeeze(-1).float()
+        chosen, rejected = split_pairs(rewards)
+        margins = pairs.margins()
+        losses = reward_model_loss(chosen, rejected, margin=None if margins is None else margins.to(device),
+                                   center_coef=self.config.center_coef)
+        return losses, chosen, rejected

@@ -1,0 +1,95 @@
+"""Rollouts for online RL: sample completions, score them, lay them out as tensors.
+
+Shared by GRPO and PPO. Completion token ids come from the generator as they were
+sampled (never re-tokenised from text), so the trainer scores exactly those tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from statistics import fmean
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from rlkit.algorithms.base import TrainContext
+from rlkit.data.collate import TokenBatch, TokenizedSample, collate
+from rlkit.data.templates import encode_prompt
+from rlkit.trainer.evaluation import is_correct
+from rlkit.types import Completion, PromptSample, RewardOutput, SamplingParams
+
+
+@dataclass
+class Rollouts:
+    """``len(completions)`` rows: ``samples[i]`` is the prompt ``completions[i]`` answers."""
+
+    samples: list[PromptSample]
+    completions: list[Completion]
+    rewards: Tensor
+    batch: TokenBatch
+    #: The generator's log-probabilities, aligned with ``target_logprobs`` (``[N, T-1]``).
+    generator_logps: Tensor
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.completions)
+
+
+def sample_rollouts(
+    ctx: TrainContext, prompts: Sequence[PromptSample], params: SamplingParams, truncation_penalty: float = 0.0
+) -> Rollouts:
+    """Generate ``params.n`` completions per prompt and score them.
+
+    ``truncation_penalty`` is added to the reward of completions cut at ``max_new_tokens``.
+    """
+    start = time.perf_counter()
+    completions = ctx.generator.generate([s.prompt for s in prompts], params)
+    generated = time.perf_counter()
+    samples = [prompts[c.prompt_index] for c in completions]
+    scored = ctx.reward(samples, completions)
+    scored_at = time.perf_counter()
+    rewards = torch.tensor(scored.scores, dtype=torch.float32)
+    truncated = torch.tensor([c.truncated for c in completions])
+    rewards = rewards + truncation_penalty * truncated.float()
+    batch, generator_logps = layout(ctx.tokenizer, samples, completions)
+    metrics = rollout_metrics(samples, completions, scored, rewards)
+    metrics.update({"time/generate": generated - start, "time/reward": scored_at - generated})
+    return Rollouts(samples, completions, rewards, batch, generator_logps, metrics)
+
+
+def layout(tokenizer, samples: Sequence[PromptSample], completions: Sequence[Completion]) -> tuple[TokenBatch, Tensor]:
+    """Right-padded prompt + completion rows, and the generator's log-probs at the targets."""
+    prompt_ids = {}
+    rows = []
+    for sample, completion in zip(samples, completions):
+        key = id(sample)
+        if key not in prompt_ids:
+            prompt_ids[key] = encode_prompt(tokenizer, sample.prompt)
+        ids = prompt_ids[key]
+        rows.append(TokenizedSample(tuple(ids) + tuple(completion.token_ids), len(ids)))
+    batch = collate(rows, tokenizer.pad_token_id)
+    logps = torch.zeros(batch.input_ids.shape[0], batch.input_ids.shape[1] - 1)
+    for row, (tokenized, completion) in enumerate(zip(rows, completions)):
+        start = tokenized.prompt_length - 1  # target index t scores input_ids[t + 1]
+        logps[row, start : start + len(completion.logprobs)] = torch.tensor(completion.logprobs)
+    return batch, logps
+
+
+def rollout_metrics(
+    samples: Sequence[PromptSample], completions: Sequence[Completion], scored: RewardOutput, rewards: Tensor
+) -> dict[str, float]:
+    metrics = {
+        "reward/mean": float(rewards.mean()),
+        "reward/std": float(rewards.std()) if len(rewards) > 1 else 0.0,
+        "reward/failures": float(scored.failures),
+        "completion/length": fmean(len(c.token_ids) for c in completions),
+        "completion/truncated": fmean(c.truncated for c in completions),
+    }
+    for name, values in scored.parts.items():
+        metrics[f"reward/{name}"] = fmean(values)
+    answered = [(s, c) for s, c in zip(samples, completions) if s.answer is not None]
+    if answered:
+        metrics["accuracy"] = fmean(is_correct(c.text, s.answer) for s, c in answered)
+    return metrics
