@@ -89,17 +89,44 @@ class ModelConfig:
 
 
 @dataclass
+class EvalConfig:
+    """``python -m rlkit.evaluate`` and evaluation stages of a pipeline."""
+
+    split: str = "eval"
+    #: Prompts to score (0: the whole split).
+    samples: int = 200
+    #: Samples per prompt for pass@k (1: greedy decoding only).
+    k: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 32
+
+
+@dataclass
+class StageConfig:
+    """One stage of a pipeline (see rlkit.pipeline)."""
+
+    name: str = "???"
+    #: train | evaluate
+    kind: str = "train"
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RunConfig:
     """The whole composed config. Component groups are checked by :func:`component_config`."""
 
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    algo: dict[str, Any] = field(default_factory=dict)
+    algo: Optional[dict[str, Any]] = None
     backend: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     reward: Optional[dict[str, Any]] = None
     generator: Optional[dict[str, Any]] = None
     logger: dict[str, Any] = field(default_factory=dict)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    #: A pipeline: used when no ``algo`` is chosen.
+    stages: list[StageConfig] = field(default_factory=list)
 
 
 #: Config group -> registry kind of the component it selects.

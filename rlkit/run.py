@@ -6,11 +6,12 @@ Every component config is resolved and checked against its schema before anythin
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlkit.config import COMPONENT_GROUPS, RunConfig, component_config, typed_run_config
 from rlkit.loggers.base import RunInfo
@@ -41,6 +42,11 @@ def resolve_components(run: RunConfig) -> dict[str, Resolved]:
     return resolved
 
 
+def generator_spec(parts: dict[str, Resolved]) -> Resolved:
+    """The configured generator, or the in-process ``hf`` one."""
+    return parts.get("generator") or Resolved(*component_config("generator", {"name": "hf"}, "generators"))
+
+
 def build_reward(resolved: Resolved):
     """Build a reward, resolving the children of a combined reward through the registry."""
     from rlkit.rewards.combined import CombinedReward
@@ -52,6 +58,7 @@ def build_reward(resolved: Resolved):
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     from rlkit.algorithms.base import TrainContext
+    from rlkit.backends.distributed import inside_launch
     from rlkit.loggers.jsonl import truncate_after
     from rlkit.models.loading import export_pretrained, load_model, load_tokenizer
     from rlkit.trainer.checkpoint import CheckpointManager
@@ -59,6 +66,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
 
     run = typed_run_config(cfg)
     parts = resolve_components(run)
+    cfg, parts["backend"] = select_backend(cfg, parts["backend"], run)
+    nproc = getattr(parts["backend"].config, "nproc_per_node", 1)
+    if nproc > 1 and not inside_launch():
+        from rlkit.backends.launch import launch_train
+
+        # Start the ranks, each running this function; rank 0's result comes back.
+        return launch_train(cfg, run_dir, nproc)
     outputs = RunOutputs(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -71,16 +85,16 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
 
     resume_from = CheckpointManager(outputs.checkpoints, run.trainer.keep_checkpoints).latest() if run.trainer.resume else None
     tokenizer = load_tokenizer(run.model)
-    policy = backend.wrap(load_model(run.model, algo.cls.model_kind, pad_token_id=tokenizer.pad_token_id,
-                                     path=str(resume_from) if resume_from and not run.model.lora.enabled else None))
+    model = load_model(run.model, algo.cls.model_kind, pad_token_id=tokenizer.pad_token_id,
+                       path=str(resume_from) if resume_from and not run.model.lora.enabled else None)
     if resume_from and run.model.lora.enabled:
         from rlkit.models.loading import load_adapter
 
-        load_adapter(policy, resume_from / "adapter")
+        load_adapter(model, resume_from / "adapter")
+    policy = backend.wrap(model)
 
-    generator = parts.get("generator") or Resolved(*component_config("generator", {"name": "hf"}, "generators"))
     ctx = TrainContext(policy=policy, tokenizer=tokenizer, backend=backend, trainer=run.trainer, model=run.model,
-                       generator=generator.build(policy, tokenizer),
+                       generator=generator_spec(parts).build(policy, tokenizer),
                        reward=build_reward(parts["reward"]) if "reward" in parts else None)
     algorithm = algo.build(ctx)
 
@@ -92,11 +106,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     loggers = [r.build(info) for r in parts["loggers"].values()] if backend.is_main else []
 
     def save_model(directory: Path) -> None:
-        export_pretrained(policy, tokenizer, directory)
+        # Every rank takes part in gathering the full weights; rank 0 writes them.
+        full = backend.gathered_model(policy)
+        if not backend.is_main:
+            return
+        export_pretrained(full, tokenizer, directory)
         if run.model.lora.enabled:
             from rlkit.models.loading import save_adapter
 
-            save_adapter(policy, directory / "adapter")
+            save_adapter(full, directory / "adapter")
 
     trainer = Trainer(
         run.trainer, algorithm=algorithm, backend=backend, train_samples=train_samples,
@@ -105,14 +123,51 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     if resume_from:
         trainer.resume(resume_from)
     try:
-        return trainer.fit()
+        final = trainer.fit()
+        if backend.is_main:
+            print(report(trainer.initial_eval, final, run_dir), flush=True)
+        return final
     finally:
         for logger in loggers:
             logger.close()
         backend.close()
 
 
+def select_backend(cfg: DictConfig, resolved: Resolved, run: RunConfig) -> tuple[DictConfig, Resolved]:
+    """``backend=auto`` (a backend class with ``select``) -> the backend it chooses; the
+    returned config names that backend, so launched ranks and loggers see the choice."""
+    if not hasattr(resolved.cls, "select"):
+        return cfg, resolved
+    choice = resolved.cls.select(resolved.config, run.model)
+    node = {"name": choice.name, **choice.config}
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.backend = node
+    return cfg, Resolved(*component_config("backend", node, "backends"))
+
+
+def report(before: dict[str, float], after: dict[str, float], run_dir: Path) -> str:
+    """One line per held-out metric: before training -> after."""
+    lines = [f"held-out metrics ({run_dir / 'final'}):"]
+    for key in sorted(k for k in after if k.startswith("eval/")):
+        start = f"{before[key]:.3f} -> " if key in before else ""
+        lines.append(f"  {key[5:]:<16} {start}{after[key]:.3f}")
+    return "\n".join(lines)
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
+    """The configured pipeline of stages, or else one training run of ``algo``."""
+    from hydra import compose
     from hydra.core.hydra_config import HydraConfig
 
-    return train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    from rlkit.pipeline import run_pipeline, summary
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    stages = typed_run_config(cfg).stages
+    if not stages:
+        return train(cfg, run_dir)
+    command_line = [o for o in hydra_cfg.overrides.task if not o.startswith(("pipeline=", "hydra."))]
+    results = run_pipeline(stages, run_dir, command_line, lambda overrides: compose("config", overrides=overrides))
+    print(summary(results))
+    return results[-1].metrics

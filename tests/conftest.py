@@ -37,7 +37,7 @@ def compose_overrides(overrides: list[str] | None = None):
         return hydra_compose("config", overrides=list(overrides or []))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def compose():
     return compose_overrides
 

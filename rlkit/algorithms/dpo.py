@@ -135,7 +135,7 @@ class DPO(Algorithm):
         token_logps, mask, _ = target_logprobs(self.ctx.policy, batch)
         policy_logps = self.sequence_logps(token_logps, mask)
         policy_chosen, policy_rejected = split_pairs(policy_logps)
-        ref_chosen, ref_rejected = split_pairs(ref_logps.to(policy_logps.device))
+        ref_chosen, ref_rejected = split_pairs(ref_logps.to(policy_logps.device, policy_logps.dtype))
         # IPO divides log-ratios by completion lengths; mean log-probabilities already are per token.
         lengths = torch.ones_like(policy_logps) if self.config.average_logprobs else mask.sum(-1)
         chosen_lengths, rejected_lengths = split_pairs(lengths)
@@ -165,4 +165,4 @@ class DPO(Algorithm):
             chosen, rejected = split_pairs(self.reference_logps(pairs))
             self._ref_cache.update(zip(missing, zip(chosen.tolist(), rejected.tolist())))
         cached = [self._ref_cache[s] for s in samples]
-        return torch.tensor([c for c, _ in cached] + [r for _, r in cached])
+        return torch.tensor([c for c, _ in cached] + [r for _, r in cached], dtype=torch.float64)

@@ -66,8 +66,10 @@ class SFT(Algorithm):
         metrics = {"loss": nll / max(count, 1)}
         answered = [s for s in samples if s.answer is not None]
         if answered:
-            metrics["accuracy"] = greedy_accuracy(
-                self.ctx.generator, [s.prompt for s in answered], [s.answer for s in answered],
-                self.ctx.trainer.eval_max_new_tokens,
-            )
+            # Full weights for decoding (a no-op on one process; gathers shards under fsdp2).
+            with self.ctx.backend.generation_model(policy):
+                metrics["accuracy"] = greedy_accuracy(
+                    self.ctx.generator, [s.prompt for s in answered], [s.answer for s in answered],
+                    self.ctx.trainer.eval_max_new_tokens,
+                )
         return metrics

@@ -39,6 +39,7 @@ depend on the world size.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -131,7 +132,9 @@ class Backend(ABC):
         rank writes its own shards; loadable with any world size and backend. Collective."""
         import torch.distributed.checkpoint as dcp
 
-        dcp.save(_dcp_state(model, optimizer), checkpoint_id=str(directory))
+        with warnings.catch_warnings():  # one process without a process group is intended
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            dcp.save(_dcp_state(model, optimizer), checkpoint_id=str(directory))
 
     def load_sharded(self, directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Read state written by :meth:`save_sharded` (any world size) into ``model`` and
@@ -140,7 +143,9 @@ class Backend(ABC):
         from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_state_dict
 
         state = _dcp_state(model, optimizer)
-        dcp.load(state, checkpoint_id=str(directory))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            dcp.load(state, checkpoint_id=str(directory))
         if optimizer is None:
             set_model_state_dict(model, state["model"])
         else:

@@ -18,6 +18,7 @@ keep the model's dtype.
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional
@@ -116,6 +117,8 @@ class FSDP2Backend(DistributedBackend):
         self.dp_mesh, self.tp_mesh = self.mesh["dp"], self.mesh["tp"]
         self._dp_group = self.dp_mesh.get_group()
         self._dp_rank, self._dp_size = self.dp_mesh.get_local_rank(), self.dp_mesh.size()
+        if tp > 1:  # DTensor's hints about flattening mesh dims for norms and gathers: noise here
+            logging.getLogger("torch.distributed.tensor._redistribute").setLevel(logging.ERROR)
         self.param_dtype = _dtype(config.param_dtype, "param_dtype")
         self.reduce_dtype = _dtype(config.reduce_dtype, "reduce_dtype")
 

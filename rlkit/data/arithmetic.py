@@ -39,7 +39,9 @@ class ArithmeticConfig:
     seed: int = 1234
     #: Chat messages (rendered by the chat template) or raw "Q: ... A:" text prompts.
     chat: bool = True
-    #: Preference pairs: the wrong answer is off by 1..max_wrong_offset (small = hard pairs).
+    #: Preference pairs: the wrong answer is off by min_wrong_offset..max_wrong_offset
+    #: (small offsets = hard pairs; large ones can be told apart by magnitude alone).
+    min_wrong_offset: int = 1
     max_wrong_offset: int = 10
 
 
@@ -52,6 +54,9 @@ class ArithmeticTask(Dataset):
         unknown = set(config.operations) - {"+", "-"}
         if unknown or not config.operations:
             raise ValueError(f"data.operations: unsupported {sorted(unknown)}; choose from '+', '-'")
+        if not 1 <= config.min_wrong_offset <= config.max_wrong_offset:
+            raise ValueError("data: need 1 <= min_wrong_offset <= max_wrong_offset, got "
+                             f"{config.min_wrong_offset} and {config.max_wrong_offset}")
         self.config = config
         self.problems = self._generate()
 
@@ -85,7 +90,7 @@ class ArithmeticTask(Dataset):
         return str(value) if self.config.chat else f" {value}"
 
     def wrong_answer(self, problem: Problem, rng: random.Random) -> int:
-        offset = rng.randint(1, self.config.max_wrong_offset)
+        offset = rng.randint(self.config.min_wrong_offset, self.config.max_wrong_offset)
         return problem.answer + rng.choice((-1, 1)) * offset
 
     def load(self, split: str, kind: SampleKind) -> list[Sample]:

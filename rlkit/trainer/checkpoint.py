@@ -3,12 +3,20 @@
     checkpoints/step_00000100/
         config.json  model.safetensors  tokenizer.json ...   <- from_pretrained loads this
         adapter/                                           <- LoRA weights, when training LoRA
-        trainer_state.pt                                   <- optimizer, scheduler, RNG, data position
+        trainer_state.pt                                   <- scheduler, RNG, data position
+        dcp/                                               <- model + optimizer, sharded (DCP)
+
+The Hugging Face files hold the full model, gathered from the shards and written by rank
+0. ``dcp/`` is torch.distributed.checkpoint's format: every rank writes its own shards of
+the model and optimizer state, and any world size or backend reads them back (resharding
+on load), so a run saved on 8 ranks resumes on 2 or on one process.
 
 A checkpoint is written to a hidden temporary directory and renamed into place, so an
 interrupted save never replaces or corrupts a complete one: every ``step_*`` directory is
-complete. Trainer state is read with ``torch.load(weights_only=True)``, which refuses to
-unpickle arbitrary objects; weights are safetensors.
+complete. With several ranks, rank 0 creates the staging directory, every rank writes into
+it, and rank 0 renames it only after all of them have finished (a barrier). Trainer state
+is read with ``torch.load(weights_only=True)``, which refuses to unpickle arbitrary
+objects; weights are safetensors.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import torch
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
 TRAINER_STATE = "trainer_state.pt"
+#: Sharded model and optimizer state (torch.distributed.checkpoint) inside a checkpoint.
+SHARDED_DIR = "dcp"
 
 
 def rng_state() -> dict[str, Any]:
@@ -43,11 +53,22 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 def atomic_directory(target: Path, write: Callable[[Path], None]) -> Path:
     """Run ``write(tmp)`` into a sibling temporary directory, then move it to ``target``."""
+    staging = begin_staging(target)
+    write(staging)
+    return commit_staging(staging, target)
+
+
+def begin_staging(target: Path) -> Path:
+    """A fresh, empty hidden sibling of ``target`` to write into (see :func:`commit_staging`)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".tmp-{target.name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    write(staging)
+    return staging
+
+
+def commit_staging(staging: Path, target: Path) -> Path:
+    """Flush ``staging`` to disk and rename it to ``target`` (replacing an older one)."""
     for path in staging.rglob("*"):
         if path.is_file():
             with path.open("rb") as f:
@@ -84,10 +105,17 @@ class CheckpointManager:
             write_model(directory)
             torch.save(trainer_state, directory / TRAINER_STATE)
 
-        path = atomic_directory(self.directory / f"step_{step:08d}", write)
+        path = atomic_directory(self.path(step), write)
+        self.prune()
+        return path
+
+    def path(self, step: int) -> Path:
+        return self.directory / f"step_{step:08d}"
+
+    def prune(self) -> None:
+        """Delete all but the newest ``keep`` checkpoints (keep <= 0: keep all)."""
         for _, old in self.steps()[: -self.keep] if self.keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
-        return path
 
     @staticmethod
     def load_trainer_state(path: Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -22,7 +23,15 @@ from rlkit.backends.base import Backend
 from rlkit.config import TrainerConfig
 from rlkit.data.sampler import EpochSampler
 from rlkit.loggers.base import Logger
-from rlkit.trainer.checkpoint import CheckpointManager, restore_rng, rng_state
+from rlkit.trainer.checkpoint import (
+    SHARDED_DIR,
+    TRAINER_STATE,
+    CheckpointManager,
+    begin_staging,
+    commit_staging,
+    restore_rng,
+    rng_state,
+)
 from rlkit.trainer.optim import build_optimizer, build_scheduler
 from rlkit.types import Sample
 
@@ -79,14 +88,16 @@ class Trainer:
         self.sampler = EpochSampler(len(train_samples), config.batch_size, config.seed)
         self.checkpoints = CheckpointManager(outputs.checkpoints, config.keep_checkpoints)
         self.step = 0
+        #: Held-out metrics before any training (empty for a resumed run).
+        self.initial_eval: dict[str, float] = {}
         algorithm.ctx.draw_samples = self.draw_samples
 
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
+        """Rank 0's step, schedule, data position and RNG (model and optimizer: ``dcp/``)."""
         return {
             "step": self.step,
-            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "sampler": self.sampler.state_dict(),
             "algorithm": self.algorithm.state_dict(),
@@ -94,10 +105,14 @@ class Trainer:
         }
 
     def resume(self, checkpoint: Path) -> None:
-        """Continue from ``checkpoint`` (whose weights the policy was loaded from)."""
+        """Continue from ``checkpoint``: model and optimizer from its sharded state (any
+        world size), the rest from ``trainer_state.pt``; every rank restores rank 0's RNG."""
         state = CheckpointManager.load_trainer_state(checkpoint)
         self.step = int(state["step"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if (checkpoint / SHARDED_DIR).is_dir():
+            self.backend.load_sharded(checkpoint / SHARDED_DIR, self.policy, self.optimizer)
+        else:  # written before sharded checkpoints: weights were loaded from the HF files
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
         self.algorithm.load_state_dict(state["algorithm"])
@@ -105,19 +120,35 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         state = self.state_dict()
+        self.save_atomically(self.checkpoints.path(self.step), state)
         if self.backend.is_main:
-            self.checkpoints.save(self.step, self.save_model, state)
-        self.backend.barrier()
+            self.checkpoints.prune()
+
+    def save_atomically(self, target: Path, trainer_state: dict[str, Any] | None = None) -> None:
+        """Write the HF model (and, for a checkpoint, sharded and trainer state) to
+        ``target`` on all ranks together; rank 0 renames the directory into place after
+        every rank has finished writing."""
+        backend = self.backend
+        staging = Path(backend.broadcast_object(str(begin_staging(target)) if backend.is_main else None))
+        if trainer_state is not None:
+            backend.save_sharded(staging / SHARDED_DIR, self.policy, self.optimizer)
+            if backend.is_main:
+                torch.save(trainer_state, staging / TRAINER_STATE)
+        self.save_model(staging)
+        backend.barrier()
+        if backend.is_main:
+            commit_staging(staging, target)
+        backend.barrier()
 
     # ------------------------------------------------------------------ loop
 
     def fit(self) -> dict[str, float]:
         """Train to ``max_steps``; returns the last evaluation metrics."""
         config = self.config
-        self.outputs.write_status("running", self.step)
+        self.write_status("running")
         try:
             if self.step == 0:
-                self.evaluate()
+                self.initial_eval = self.evaluate()
             while self.step < config.max_steps:
                 metrics = self.train_step()
                 self.step += 1
@@ -128,13 +159,16 @@ class Trainer:
                 if config.save_every and self.step % config.save_every == 0 and self.step < config.max_steps:
                     self.save_checkpoint()
             last_eval = self.evaluate()
-            if self.backend.is_main:
-                self.save_model_atomically(self.outputs.final)
+            self.save_model_atomically(self.outputs.final)
         except BaseException as exc:
-            self.outputs.write_status("failed", self.step, f"{type(exc).__name__}: {exc}")
+            self.write_status("failed", f"{type(exc).__name__}: {exc}")
             raise
-        self.outputs.write_status("completed", self.step)
+        self.write_status("completed")
         return last_eval
+
+    def write_status(self, status: str, error: str | None = None) -> None:
+        if self.backend.is_main:
+            self.outputs.write_status(status, self.step, error)
 
     def draw_samples(self) -> list[Sample]:
         return [self.train_samples[i] for i in self.shard(self.sampler.next_batch())]
@@ -148,9 +182,11 @@ class Trainer:
         totals: dict[str, float] = defaultdict(float)
         for update in plan.updates:
             self.optimizer.zero_grad(set_to_none=True)
-            for micro_batch in update:
-                out = self.algorithm.loss(micro_batch)
-                self.backend.backward(out.loss)
+            for i, micro_batch in enumerate(update):
+                # Gradients of all but the last micro-batch may stay local (DDP's no_sync).
+                with self.backend.no_sync(self.policy) if i + 1 < len(update) else nullcontext():
+                    out = self.algorithm.loss(micro_batch)
+                    self.backend.backward(out.loss)
                 for key, value in out.metrics.items():
                     totals[key] += value
             totals["grad_norm"] += self.backend.clip_grad_norm(self.policy, self.config.max_grad_norm)
@@ -159,16 +195,38 @@ class Trainer:
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         end = time.perf_counter()
-        metrics = {key: value / len(plan.updates) for key, value in totals.items()}
-        metrics.update(plan.metrics)
+        metrics = self.gather_metrics({key: value / len(plan.updates) for key, value in totals.items()}, plan.metrics)
         metrics.update({"lr": lr, "time/step": end - start, "time/prepare": prepared - start, "time/train": end - prepared})
         return metrics
 
+    def gather_metrics(self, additive: dict[str, float], prepared: dict[str, float]) -> dict[str, float]:
+        """Step metrics of the whole batch: loss contributions (global denominators) summed
+        over data-parallel ranks, preparation metrics (rewards, timings) averaged; the
+        gradient norm is already global."""
+        if self.backend.dp_size == 1:
+            return {**additive, **prepared}
+        grad_norm = additive.pop("grad_norm", None)
+        ranks = self.backend.all_gather_object((additive, prepared))
+        metrics: dict[str, float] = defaultdict(float)
+        counts: dict[str, int] = defaultdict(int)
+        for rank_additive, rank_prepared in ranks:
+            for key, value in rank_additive.items():
+                metrics[key] += value
+            for key, value in rank_prepared.items():
+                metrics[key] += value
+                counts[key] += 1
+        for key, count in counts.items():
+            metrics[key] /= count
+        if grad_norm is not None:
+            metrics["grad_norm"] = grad_norm
+        return dict(metrics)
+
     def shard(self, indices: list[int]) -> list[int]:
-        """This rank's share of a step's samples (contiguous, equal sizes)."""
-        world, rank = self.backend.world_size, self.backend.rank
+        """This rank's share of a step's samples (contiguous, equal sizes): one share per
+        data-parallel rank (ranks of a tensor-parallel group get the same share)."""
+        world, rank = self.backend.dp_size, self.backend.dp_rank
         if len(indices) % world:
-            raise ValueError(f"trainer.batch_size={len(indices)} is not divisible by the world size {world}")
+            raise ValueError(f"trainer.batch_size={len(indices)} is not divisible by the data-parallel size {world}")
         share = len(indices) // world
         return indices[rank * share : (rank + 1) * share]
 
@@ -187,9 +245,8 @@ class Trainer:
                 logger.log(metrics, self.step)
 
     def save_model_atomically(self, directory: Path) -> None:
-        from rlkit.trainer.checkpoint import atomic_directory
-
-        atomic_directory(directory, self.save_model)
+        """The full Hugging Face model only (the final model); all ranks call it."""
+        self.save_atomically(directory)
 
 
 def set_seed(seed: int) -> None:

@@ -1,0 +1,57 @@
+"""Score a model on held-out prompts: greedy accuracy, reward, and unbiased pass@k.
+
+    python -m rlkit.evaluate model.name_or_path=outputs/.../final reward=math eval.k=8
+
+Takes the same config groups as training (model, data, reward, generator); writes
+``eval.json`` into the run directory and prints the figures.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from rlkit.config import register_with_hydra, typed_run_config
+
+register_with_hydra()
+
+
+def evaluate_run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+    from rlkit.models.loading import load_causal_lm, load_tokenizer
+    from rlkit.run import build_reward, generator_spec, resolve_components
+    from rlkit.trainer.evaluation import evaluate_prompts
+    from rlkit.trainer.loop import set_seed
+    from rlkit.types import SampleKind, SamplingParams
+
+    run = typed_run_config(cfg)
+    parts = resolve_components(run)
+    set_seed(run.trainer.seed)
+    samples = parts["data"].build().load(run.eval.split, SampleKind.PROMPT)
+    if run.eval.samples:
+        samples = samples[: run.eval.samples]
+    backend = parts["backend"].build()
+    tokenizer = load_tokenizer(run.model)
+    model = backend.wrap(load_causal_lm(run.model), trainable=False).eval()
+    generator = generator_spec(parts).build(model, tokenizer)
+    reward = build_reward(parts["reward"]) if "reward" in parts else None
+    sampling = SamplingParams(temperature=run.eval.temperature, top_p=run.eval.top_p)
+    metrics = evaluate_prompts(generator, samples, reward, run.eval.max_new_tokens, k=run.eval.k, sampling=sampling)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = {"model": run.model.name_or_path, "split": run.eval.split, "prompts": len(samples), **metrics}
+    (run_dir / "eval.json").write_text(json.dumps(record, indent=2))
+    print(json.dumps(record, indent=2))
+    return metrics
+
+
+@hydra.main(config_path="pkg://rlkit.conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> dict[str, float]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return evaluate_run(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Pipelines: a run made of stages, each a full composition reading the previous stage's model.
+
+    stages:
+      - name: sft
+        overrides: [algo=sft, trainer.max_steps=200]
+      - name: grpo
+        overrides: [algo=grpo, reward=math, trainer.lr=1e-4]
+      - name: eval
+        kind: evaluate
+        overrides: [reward=math]
+
+Stage ``i`` runs in ``<run dir>/<i>-<name>`` with ``model.name_or_path`` set to the final
+model of the stage before it (unless the stage sets it itself). The command line's own
+overrides apply to every stage, after the stage's. A finished stage is not run again, so
+re-running the command resumes the pipeline where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from omegaconf import DictConfig
+
+from rlkit.config import StageConfig
+
+STAGE_KINDS = ("train", "evaluate")
+
+
+@dataclass
+class StageResult:
+    name: str
+    directory: Path
+    metrics: dict[str, float]
+
+
+def stage_overrides(stage: StageConfig, previous_model: Path | None, command_line: Sequence[str]) -> list[str]:
+    overrides = [*stage.overrides, *command_line]
+    sets_model = any(o.split("=", 1)[0].lstrip("+~") == "model.name_or_path" for o in stage.overrides)
+    if previous_model is not None and not sets_model:
+        overrides.append(f"model.name_or_path={previous_model}")
+    return overrides
+
+
+def completed(directory: Path) -> bool:
+    status = directory / "status.json"
+    return status.exists() and json.loads(status.read_text())["status"] == "completed"
+
+
+def run_pipeline(
+    stages: Sequence[StageConfig],
+    run_dir: Path,
+    command_line: Sequence[str],
+    compose: Callable[[list[str]], DictConfig],
+) -> list[StageResult]:
+    from rlkit.evaluate import evaluate_run
+    from rlkit.run import train
+
+    results: list[StageResult] = []
+    previous: Path | None = None
+    for index, stage in enumerate(stages):
+        if stage.kind not in STAGE_KINDS:
+            raise ValueError(f"stages[{index}].kind: unknown {stage.kind!r}; choose one of {', '.join(STAGE_KINDS)}")
+        directory = run_dir / f"{index}-{stage.name}"
+        cfg = compose(stage_overrides(stage, previous, command_line))
+        print(f"== stage {index} ({stage.name}): {directory}", flush=True)
+        if stage.kind == "evaluate":
+            metrics = evaluate_run(cfg, directory)
+        elif completed(directory):
+            metrics = final_eval(directory)
+            print(f"   already completed, reusing {directory / 'final'}")
+        else:
+            metrics = train(cfg, directory)
+        results.append(StageResult(stage.name, directory, metrics))
+        if stage.kind == "train":
+            previous = directory / "final"
+    return results
+
+
+def final_eval(directory: Path) -> dict[str, float]:
+    from rlkit.loggers.jsonl import read_metrics
+
+    rows = [r for r in read_metrics(directory / "metrics.jsonl") if any(k.startswith("eval/") for k in r)]
+    return {k: v for k, v in rows[-1].items() if k != "step"} if rows else {}
+
+
+def summary(results: Sequence[StageResult]) -> str:
+    lines = ["stage results (held-out):"]
+    for r in results:
+        shown = {k: v for k, v in r.metrics.items() if not k.startswith("time/")}
+        text = "  ".join(f"{k}={v:.3f}" for k, v in sorted(shown.items()))
+        lines.append(f"  {r.name:<10} {text}")
+    return "\n".join(lines)
