@@ -12,12 +12,11 @@
 Stage ``i`` runs in ``<run dir>/<i>-<name>`` with ``model.name_or_path`` set to the final
 model of the stage before it (unless the stage sets it itself). The command line's own
 overrides apply to every stage, after the stage's. A finished stage is not run again, so
-re-running the command resumes the pipeline where it stopped.
+re-running the command resumes the pipeline where it stopped (see rlkit.run.train).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -44,11 +43,6 @@ def stage_overrides(stage: StageConfig, previous_model: Path | None, command_lin
     return overrides
 
 
-def completed(directory: Path) -> bool:
-    status = directory / "status.json"
-    return status.exists() and json.loads(status.read_text())["status"] == "completed"
-
-
 def run_pipeline(
     stages: Sequence[StageConfig],
     run_dir: Path,
@@ -66,24 +60,11 @@ def run_pipeline(
         directory = run_dir / f"{index}-{stage.name}"
         cfg = compose(stage_overrides(stage, previous, command_line))
         print(f"== stage {index} ({stage.name}): {directory}", flush=True)
-        if stage.kind == "evaluate":
-            metrics = evaluate_run(cfg, directory)
-        elif completed(directory):
-            metrics = final_eval(directory)
-            print(f"   already completed, reusing {directory / 'final'}")
-        else:
-            metrics = train(cfg, directory)
+        metrics = evaluate_run(cfg, directory) if stage.kind == "evaluate" else train(cfg, directory)
         results.append(StageResult(stage.name, directory, metrics))
         if stage.kind == "train":
             previous = directory / "final"
     return results
-
-
-def final_eval(directory: Path) -> dict[str, float]:
-    from rlkit.loggers.jsonl import read_metrics
-
-    rows = [r for r in read_metrics(directory / "metrics.jsonl") if any(k.startswith("eval/") for k in r)]
-    return {k: v for k, v in rows[-1].items() if k != "step"} if rows else {}
 
 
 def summary(results: Sequence[StageResult]) -> str:

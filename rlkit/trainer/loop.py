@@ -54,11 +54,24 @@ class RunOutputs:
     def metrics(self) -> Path:
         return self.run_dir / "metrics.jsonl"
 
-    def write_status(self, status: str, step: int, error: str | None = None) -> None:
-        record = {"status": status, "step": step, "error": error}
+    @property
+    def status_file(self) -> Path:
+        return self.run_dir / "status.json"
+
+    def write_status(self, status: str, step: int, error: str | None = None,
+                     metrics: dict[str, float] | None = None) -> None:
+        """``status.json``: running | completed | failed, with the final metrics once completed."""
+        record = {"status": status, "step": step, "error": error, "metrics": metrics or {}}
         tmp = self.run_dir / ".status.json.tmp"
         tmp.write_text(json.dumps(record))
-        tmp.replace(self.run_dir / "status.json")
+        tmp.replace(self.status_file)
+
+    def completed_metrics(self) -> dict[str, float] | None:
+        """The final metrics of a run that already completed here, else None."""
+        if not self.status_file.exists() or not (self.final / "config.json").exists():
+            return None
+        record = json.loads(self.status_file.read_text())
+        return record.get("metrics", {}) if record["status"] == "completed" else None
 
 
 class Trainer:

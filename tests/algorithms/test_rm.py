@@ -13,11 +13,14 @@ from rlkit.algorithms.base import TrainContext
 from rlkit.algorithms.preference import pair_batches
 from rlkit.algorithms.rm import RewardModelling
 from rlkit.backends.single import SingleBackend
-from rlkit.config import LoraConfig, ModelConfig, TrainerConfig
+from rlkit.config import LoraConfig, ModelConfig, TrainerConfig, typed_run_config
 from rlkit.data.collate import collate, tokenize
+from rlkit.loggers.jsonl import read_metrics
 from rlkit.models.forward import forward_logits
 from rlkit.models.loading import export_pretrained, load_model
-from rlkit.types import Message, PreferenceSample
+from rlkit.rewards.reward_model import RewardModelReward
+from rlkit.run import resolve_components, train
+from rlkit.types import Completion, Message, PreferenceSample, PromptSample, SampleKind
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +116,28 @@ def test_lora_reward_model_trains_its_head_and_exports_merged(tiny, tiny_model_d
     loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
     prompt, completion = PAIRS[0].prompt, PAIRS[0].chosen
     assert alone(loaded, tiny[1], prompt, completion) == pytest.approx(alone(model, tiny[1], prompt, completion), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_reward_model_from_an_sft_run_learns_held_out_preferences(compose, sft_run, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    cfg = compose(["algo=rm", f"model.name_or_path={sft_run.final}", *sft_run.data, "trainer.max_steps=30",
+                   "trainer.lr=3e-4", "trainer.warmup_steps=5", "trainer.eval_every=30", "trainer.save_every=0",
+                   "logger=[jsonl]"])
+    final = train(cfg, tmp_path)
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert {"loss", "accuracy", "rewards/chosen", "rewards/rejected", "rewards/margin"} <= set(records[-2])
+    assert final["eval/pref_accuracy"] >= 0.95 and final["eval/loss"] < records[0]["eval/loss"]
+
+    # The export is a plain Hugging Face sequence classifier, and scores as a reward.
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "final")
+    assert model.config.num_labels == 1 and model.config.architectures == ["LlamaForSequenceClassification"]
+    held_out = resolve_components(typed_run_config(cfg))["data"].build().load("eval", SampleKind.PREFERENCE)
+    reward = RewardModelReward(RewardModelReward.Config(path=str(tmp_path / "final"), device="cpu"))
+    prompts = [PromptSample(p.prompt) for p in held_out]
+    chosen = reward(prompts, [Completion(0, [], p.chosen, [], False) for p in held_out]).scores
+    rejected = reward(prompts, [Completion(0, [], p.rejected, [], False) for p in held_out]).scores
+    accuracy = sum(c > r for c, r in zip(chosen, rejected)) / len(held_out)
+    assert accuracy >= 0.95
+    assert accuracy == pytest.approx(final["eval/pref_accuracy"], abs=1 / len(held_out))
