@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Mapping, Union
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from hydra.errors import ConfigCompositionException
-from omegaconf.errors import ConfigKeyError, ValidationError
+from omegaconf.errors import ValidationError
 
 from rlkit.config import ConfigError, component_config
 from rlkit.run import resolve_components
