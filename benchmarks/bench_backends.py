@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
 
     model_args = {"hidden": args.hidden, "layers": args.layers, "heads": args.heads, "vocab": args.vocab}
-    kwargs = dict(model_args=model_args, batch=args.batch, seq=args.seq, steps=args.steps, warmup=args.warmup)
+    kwargs = {"model_args": model_args, "batch": args.batch, "seq": args.seq, "steps": args.steps, "warmup": args.warmup}
     header = f"{'backend':<28}{'ranks':>6}{'step ms':>10}{'params MiB':>12}{'grads MiB':>11}{'optim MiB':>11}{'total MiB':>11}"
     rows = []
     for variant in args.backends:

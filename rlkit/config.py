@@ -113,6 +113,19 @@ class StageConfig:
 
 
 @dataclass
+class SweepSummaryConfig:
+    """The table, CSV and plot written after a multirun (rlkit.sweeps.callback)."""
+
+    enabled: bool = True
+    #: Final metric to sort by and plot, e.g. eval/accuracy (null: the first eval/* one).
+    metric: Optional[str] = None
+    #: Sort direction (null: inferred from the name; losses ascend, the rest descend).
+    descending: Optional[bool] = None
+    #: Also write summary_<metric>.png (the metric against step, one line per job).
+    plot: bool = True
+
+
+@dataclass
 class RunConfig:
     """The whole composed config. Component groups are checked by :func:`component_config`."""
 
@@ -127,6 +140,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     #: A pipeline: used when no ``algo`` is chosen.
     stages: list[StageConfig] = field(default_factory=list)
+    sweep_summary: SweepSummaryConfig = field(default_factory=SweepSummaryConfig)
 
 
 #: Config group -> registry kind of the component it selects.
@@ -153,9 +167,12 @@ def register_with_hydra() -> None:
     from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
     from hydra.plugins.search_path_plugin import SearchPathPlugin
+
     from hydra_plugins.rlkit_searchpath.rlkit_searchpath import RlkitPluginConfigs
+    from rlkit.sweeps.launchers import register_launchers
 
     ConfigStore.instance().store(name="rlkit_schema", node=RunConfig)
+    register_launchers()  # hydra/launcher=submitit_slurm|submitit_local and their resolvers
     plugins = Plugins.instance()
     if not any(cls.__name__ == RlkitPluginConfigs.__name__ for cls in plugins.discover(SearchPathPlugin)):
         plugins.register(RlkitPluginConfigs)

@@ -60,7 +60,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     from rlkit.algorithms.base import TrainContext
     from rlkit.backends.distributed import inside_launch
     from rlkit.loggers.jsonl import truncate_after
-    from rlkit.models.loading import export_pretrained, load_model, load_tokenizer
+    from rlkit.models.loading import export_pretrained, load_model, load_tokenizer, resolve_path
     from rlkit.trainer.checkpoint import CheckpointManager
     from rlkit.trainer.loop import RunOutputs, Trainer, set_seed
 
@@ -68,6 +68,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     parts = resolve_components(run)
     cfg, parts["backend"] = select_backend(cfg, parts["backend"], run)
     nproc = getattr(parts["backend"].config, "nproc_per_node", 1)
+    done = RunOutputs(run_dir).completed_metrics()
+    if done is not None:
+        # Finished here before (a re-run sweep or pipeline): keep it, train nothing.
+        print(f"{run_dir} already completed; not training again", flush=True)
+        return done
     if nproc > 1 and not inside_launch():
         from rlkit.backends.launch import launch_train
 
@@ -76,6 +81,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     outputs = RunOutputs(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
+    # Write the built-in model's files before any process group exists: once
+    # torch.distributed is up, transformers' save_pretrained writes nothing on ranks != 0.
+    resolve_path(run.model)
     set_seed(run.trainer.seed)
     backend = parts["backend"].build()
     algo = parts["algo"]
@@ -122,6 +130,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     )
     if resume_from:
         trainer.resume(resume_from)
+        if backend.is_main:
+            print(f"resumed from {resume_from} (step {trainer.step})", flush=True)
     try:
         final = trainer.fit()
         if backend.is_main:

@@ -33,6 +33,7 @@ from torch import Tensor
 from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
 from rlkit.algorithms.losses import dpo_loss, masked_mean, masked_sum, sft_loss
 from rlkit.algorithms.preference import PairBatch, evaluate_pairs, pair_batches, pair_statistics, split_pairs
+from rlkit.data.collate import TokenBatch
 from rlkit.models.forward import target_logprobs
 from rlkit.models.reference import ReferencePolicy
 from rlkit.types import PreferenceSample, SampleKind
@@ -131,7 +132,7 @@ class DPO(Algorithm):
         """
         batch = pairs.tokens.to(self.ctx.backend.device)
         if ref_logps is None:
-            ref_logps = self.reference_logps(pairs)
+            ref_logps = self.reference_logps(batch)
         token_logps, mask, _ = target_logprobs(self.ctx.policy, batch)
         policy_logps = self.sequence_logps(token_logps, mask)
         policy_chosen, policy_rejected = split_pairs(policy_logps)
@@ -151,9 +152,8 @@ class DPO(Algorithm):
         reduce = masked_mean if self.config.average_logprobs else masked_sum
         return reduce(token_logps, mask, dim=-1)
 
-    def reference_logps(self, pairs: PairBatch) -> Tensor:
-        """Reference completion log-probabilities of the rows, ``[2n]``, computed now."""
-        batch = pairs.tokens.to(self.ctx.backend.device)
+    def reference_logps(self, batch: TokenBatch) -> Tensor:
+        """Reference completion log-probabilities of a batch's rows, computed now."""
         return self.sequence_logps(self.reference.logprobs(batch), batch.target_mask[:, 1:])
 
     def cached_reference(self, samples: Sequence[PreferenceSample]) -> Tensor:
@@ -162,7 +162,7 @@ class DPO(Algorithm):
         missing = [s for s in dict.fromkeys(samples) if s not in self._ref_cache]
         if missing:
             (pairs,) = self.batches(missing, len(missing))
-            chosen, rejected = split_pairs(self.reference_logps(pairs))
+            chosen, rejected = split_pairs(self.reference_logps(pairs.tokens.to(self.ctx.backend.device)))
             self._ref_cache.update(zip(missing, zip(chosen.tolist(), rejected.tolist())))
         cached = [self._ref_cache[s] for s in samples]
         return torch.tensor([c for c, _ in cached] + [r for _, r in cached], dtype=torch.float64)

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
 from rlkit.algorithms.losses import aggregate, clipped_policy_loss, group_advantages, kl_estimate
-from rlkit.algorithms.rollout import Rollouts, layout, sample_rollouts
+from rlkit.algorithms.rollout import Rollouts, in_chunks, layout, sample_rollouts
 from rlkit.data.collate import TokenBatch
 from rlkit.models.forward import target_logprobs
 from rlkit.models.reference import ReferencePolicy
@@ -175,21 +175,15 @@ class GRPO(Algorithm):
         variance = max(0.0, (squares - total**2 / n) / max(n - 1, 1))
         return centred / (variance**0.5 + 1e-6)
 
-    @torch.no_grad()
     def logprobs_of(self, model, batch: TokenBatch) -> Tensor:
-        size = self.ctx.trainer.micro_batch_size
-        device = self.ctx.backend.device
         temperature = self.config.sampling.temperature
-        parts = [target_logprobs(model, batch.select(slice(i, i + size)).to(device), temperature)[0].cpu()
-                 for i in range(0, len(batch), size)]
-        return torch.cat(parts)
+        return in_chunks(lambda micro: target_logprobs(model, micro, temperature)[0], batch,
+                         self.ctx.trainer.micro_batch_size, self.ctx.backend.device)
 
     def reference_logprobs(self, batch: TokenBatch) -> Tensor:
-        size = self.ctx.trainer.micro_batch_size
-        device = self.ctx.backend.device
         temperature = self.config.sampling.temperature
-        return torch.cat([self.reference.logprobs(batch.select(slice(i, i + size)).to(device), temperature).cpu()
-                          for i in range(0, len(batch), size)])
+        return in_chunks(lambda micro: self.reference.logprobs(micro, temperature), batch,
+                         self.ctx.trainer.micro_batch_size, self.ctx.backend.device)
 
     def micro_batches(self, rollouts: Rollouts, rows: list[int], advantages: Tensor,
                       old_logps: Optional[Tensor], ref_logps: Optional[Tensor]) -> list[PolicyMicroBatch]:

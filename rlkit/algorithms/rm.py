@@ -56,7 +56,7 @@ class RewardModelling(Algorithm):
     def loss(self, micro_batch: RMMicroBatch) -> LossOutput:
         losses, chosen, rejected = self.score(micro_batch.pairs)
         loss = losses.sum() / micro_batch.total_pairs
-        stats = pair_statistics(chosen.detach(), rejected.detach())
+        stats = pair_statistics(chosen, rejected)
         metrics = {key: value / micro_batch.total_pairs for key, value in stats.items()}
         metrics.update(loss=loss.item(), accuracy=metrics.pop("rewards/accuracy"))
         return LossOutput(loss, metrics)

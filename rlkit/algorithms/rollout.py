@@ -7,9 +7,9 @@ sampled (never re-tokenised from text), so the trainer scores exactly those toke
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from statistics import fmean
-from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -45,7 +45,9 @@ def sample_rollouts(
     ``truncation_penalty`` is added to the reward of completions cut at ``max_new_tokens``.
     """
     start = time.perf_counter()
-    completions = ctx.generator.generate([s.prompt for s in prompts], params)
+    # Full weights and no cross-rank communication while each rank decodes its own prompts.
+    with ctx.backend.generation_model(ctx.policy):
+        completions = ctx.generator.generate([s.prompt for s in prompts], params)
     generated = time.perf_counter()
     samples = [prompts[c.prompt_index] for c in completions]
     scored = ctx.reward(samples, completions)
@@ -57,6 +59,13 @@ def sample_rollouts(
     metrics = rollout_metrics(samples, completions, scored, rewards)
     metrics.update({"time/generate": generated - start, "time/reward": scored_at - generated})
     return Rollouts(samples, completions, rewards, batch, generator_logps, metrics)
+
+
+@torch.no_grad()
+def in_chunks(fn: Callable[[TokenBatch], Tensor], batch: TokenBatch, size: int, device: torch.device) -> Tensor:
+    """``fn`` (a no-grad forward pass, e.g. old or reference log-probabilities) over
+    ``batch`` in micro-batches of ``size`` rows on ``device``, concatenated on the CPU."""
+    return torch.cat([fn(batch.select(slice(i, i + size)).to(device)).cpu() for i in range(0, len(batch), size)])
 
 
 def layout(tokenizer, samples: Sequence[PromptSample], completions: Sequence[Completion]) -> tuple[TokenBatch, Tensor]:

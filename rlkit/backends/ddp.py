@@ -11,12 +11,14 @@ global denominators, so the sum over ranks is the full-batch gradient.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from rlkit.backends.distributed import DistributedBackend
 
@@ -34,6 +36,14 @@ class DDPConfig:
     #: Needed when some trainable parameters get no gradient in a step.
     find_unused_parameters: bool = False
     bucket_cap_mb: float = 25.0
+
+
+# torch >= 2.13 renamed DDP's broadcast_buffers to forward_sync_buffers.
+_NO_BUFFER_SYNC = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    else {"broadcast_buffers": False}
+)
 
 
 def _sum_gradients(process_group, bucket):
@@ -61,7 +71,7 @@ class DDPBackend(DistributedBackend):
             device_ids=[self.device.index] if self.device.type == "cuda" else None,
             # Rotary tables and the like are identical on every rank; syncing buffers each
             # forward would also make generation on uneven prompt shares a collective.
-            forward_sync_buffers=False,
+            **_NO_BUFFER_SYNC,
             find_unused_parameters=self.config.find_unused_parameters,
             bucket_cap_mb=self.config.bucket_cap_mb,
         )

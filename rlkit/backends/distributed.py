@@ -21,9 +21,10 @@ import os
 import socket
 import subprocess
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -180,7 +181,7 @@ class DistributedBackend(Backend):
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self._dp_group: Any = None  # None: the default (world) group
         self._dp_rank, self._dp_size = self.rank, self.world_size
-        self._skeletons: "weakref.WeakKeyDictionary[nn.Module, nn.Module]" = weakref.WeakKeyDictionary()
+        self._skeletons: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------ placement
 

@@ -19,9 +19,10 @@ keep the model's dtype.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -123,7 +124,13 @@ class FSDP2Backend(DistributedBackend):
         self.reduce_dtype = _dtype(config.reduce_dtype, "reduce_dtype")
 
     def wrap(self, model: nn.Module, trainable: bool = True) -> nn.Module:
-        from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule, MixedPrecisionPolicy, OffloadPolicy, fully_shard
+        from torch.distributed.fsdp import (
+            CPUOffloadPolicy,
+            FSDPModule,
+            MixedPrecisionPolicy,
+            OffloadPolicy,
+            fully_shard,
+        )
         from torch.distributed.tensor.parallel import parallelize_module
 
         config = self.config
@@ -142,20 +149,27 @@ class FSDP2Backend(DistributedBackend):
             check_tensor_parallel(model, config.tp_size)
             for block in blocks:
                 parallelize_module(block, self.tp_mesh, tensor_parallel_plan(block))
-        options = dict(
-            mesh=self.dp_mesh,
-            reshard_after_forward=config.reshard_after_forward,
-            mp_policy=MixedPrecisionPolicy(param_dtype=self.param_dtype, reduce_dtype=self.reduce_dtype),
-            offload_policy=CPUOffloadPolicy(pin_memory=torch.cuda.is_available()) if config.cpu_offload else OffloadPolicy(),
-        )
+        options = {
+            "mesh": self.dp_mesh,
+            "reshard_after_forward": config.reshard_after_forward,
+            "mp_policy": MixedPrecisionPolicy(param_dtype=self.param_dtype, reduce_dtype=self.reduce_dtype),
+            "offload_policy": CPUOffloadPolicy(pin_memory=torch.cuda.is_available()) if config.cpu_offload else OffloadPolicy(),
+        }
         for block in blocks:
             fully_shard(block, **options)
         fully_shard(model, **options)
-        for module in model.modules():
-            if isinstance(module, FSDPModule):
-                # Sum, not average, over data-parallel ranks (losses carry global denominators).
-                module.set_gradient_divide_factor(1.0)
-                module.set_force_sum_reduction_for_comms(True)
+        units = [m for m in model.modules() if isinstance(m, FSDPModule)]
+        for unit in units:
+            # Sum, not average, over data-parallel ranks (losses carry global denominators).
+            unit.set_gradient_divide_factor(1.0)
+            unit.set_force_sum_reduction_for_comms(True)
+        # FSDP allocates each unit's gathered-parameter tensors at its first all-gather;
+        # were that inside torch.inference_mode (a generator's first forward), they would
+        # be inference tensors that training can never write again. Allocate them now.
+        with torch.no_grad():
+            for unit in units:
+                unit.unshard()
+                unit.reshard()
         return model
 
     @contextmanager

@@ -23,8 +23,9 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rlkit.backends.distributed import free_port
 
@@ -88,7 +89,7 @@ def run_ranks(fn: Callable, args: Sequence[Any], nproc: int) -> Any:
     ctx = mp.get_context("spawn")
     results = ctx.SimpleQueue()
     # torchrun sets one thread per rank; on CPU the ranks share the cores instead.
-    threads = int(os.environ.get("OMP_NUM_THREADS", 0)) or max(1, (os.cpu_count() or 1) // nproc)
+    threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, (os.cpu_count() or 1) // nproc)
     port = free_port()
     procs = mp.start_processes(
         _rank_main, args=(fn, tuple(args), nproc, port, results, _log_file(), threads),

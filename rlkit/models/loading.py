@@ -11,8 +11,10 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
     AutoTokenizer,
     PreTrainedTokenizerBase,
 )
@@ -48,9 +50,11 @@ def load_tokenizer(config: ModelConfig) -> PreTrainedTokenizerBase:
 #: ``Algorithm.model_kind`` -> (transformers auto class, extra ``from_pretrained``
 #: arguments, peft task type). ``sequence_classification`` is a scalar head (one label)
 #: on any causal LM checkpoint, read at each row's last token that is not padding.
+#: ``token_classification`` is a scalar per token (PPO's value model), with no dropout.
 MODEL_KINDS = {
     "causal_lm": (AutoModelForCausalLM, {}, "CAUSAL_LM"),
     "sequence_classification": (AutoModelForSequenceClassification, {"num_labels": 1}, "SEQ_CLS"),
+    "token_classification": (AutoModelForTokenClassification, {}, "TOKEN_CLS"),
 }
 
 
@@ -74,7 +78,13 @@ def load_model(
         if pad_token_id is None:
             raise ValueError("a sequence-classification model needs the tokenizer's pad_token_id")
         kwargs["pad_token_id"] = pad_token_id
-    model = auto_class.from_pretrained(path or resolve_path(config), **kwargs)
+    path = path or resolve_path(config)
+    if kind == "token_classification":
+        # One label; dropout before the head off (it defaults to 0.1 and would make values noisy).
+        head = AutoConfig.from_pretrained(path, num_labels=1, trust_remote_code=config.trust_remote_code)
+        head.classifier_dropout = 0.0
+        kwargs["config"] = head
+    model = auto_class.from_pretrained(path, **kwargs)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False

@@ -10,6 +10,7 @@ Three ways to get one, cheapest first:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import torch
 from torch import Tensor, nn
@@ -30,7 +31,13 @@ class ReferencePolicy:
         elif is_lora(policy):
             self.model = None
         else:
-            self.model = backend.wrap(frozen_copy(policy), trainable=False)
+            # The initial policy, read again from its checkpoint rather than copied from the
+            # policy: a wrapped (sharded) policy cannot be deep-copied, and after a resume
+            # the policy holds trained weights, not the initial ones.
+            initial = dataclasses.replace(model, lora=dataclasses.replace(model.lora, enabled=False),
+                                          gradient_checkpointing=False)
+            dtype = next(policy.parameters()).dtype
+            self.model = backend.wrap(load_causal_lm(initial).to(dtype).eval().requires_grad_(False), trainable=False)
 
     @torch.no_grad()
     def logprobs(self, batch: TokenBatch, temperature: float = 1.0) -> Tensor:

@@ -40,6 +40,7 @@ from typing import Any
 __all__ = [
     "JobResult",
     "collect",
+    "common_overrides",
     "format_table",
     "infer_descending",
     "main",
@@ -106,9 +107,18 @@ def collect(sweep_dir: str | os.PathLike[str], metrics_file: str = METRICS_FILE)
         if result.job_id is not None:
             seen_ids.add(result.job_id)
         results.append(result)
-    for job_id, folder in submitit_dirs.items():
-        if job_id not in seen_ids:
-            results.append(_read_unstarted(job_id, folder))
+    seen_nums = {r.job_num for r in results if r.job_num is not None}
+    unstarted: dict[Any, JobResult] = {}
+    for job_id, folder in sorted(submitit_dirs.items(), key=lambda item: _natural_key(item[0])):
+        if job_id in seen_ids:
+            continue
+        result = _read_unstarted(job_id, folder)
+        # A re-run sweep (same sweep dir) leaves the earlier submissions' folders behind:
+        # a job with a directory is that directory; of several submissions, the latest.
+        if result.job_num is not None and result.job_num in seen_nums:
+            continue
+        unstarted[result.job_num if result.job_num is not None else job_id] = result
+    results.extend(unstarted.values())
     results.sort(key=_job_order)
     return results
 
@@ -522,6 +532,21 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def common_overrides(results: Sequence[JobResult]) -> list[str]:
+    """Overrides every job of a sweep shares (none for fewer than two jobs), in order."""
+    known = [r.overrides for r in results if r.overrides]
+    if len(known) < 2:
+        return []
+    return [o for o in known[0] if all(o in other for other in known[1:])]
+
+
+def _short_label(r: JobResult, common: Sequence[str]) -> str:
+    """The overrides that set this job apart from the others of its sweep."""
+    if not r.overrides:
+        return "-"
+    return " ".join(o for o in r.overrides if o not in common) or "-"
+
+
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
@@ -533,7 +558,11 @@ def format_table(
     max_metrics: int = 3,
     overrides_width: int = 60,
 ) -> str:
-    """A fixed-width text table (best first), a status count, and the failed jobs' errors."""
+    """A fixed-width text table (best first), a status count, and the failed jobs' errors.
+
+    The overrides column holds what sets each job apart; those every job shares are listed
+    once below the table. The failed jobs are listed with all their overrides.
+    """
     if descending is None:
         descending = infer_descending(sort_by)
     ordered = _sorted(results, sort_by, descending)
@@ -541,13 +570,14 @@ def format_table(
     others = sorted(others, key=lambda k: (not k.startswith("eval/"), "loss" not in k, k))
     others = others[:max_metrics]
     arrow = "v" if descending else "^"
+    common = common_overrides(results)
     header = ["job", "status", "step", "overrides", f"{sort_by} {arrow}", *others]
     body = [
         [
             r.name,
             r.status,
             _fmt(r.step),
-            _clip(r.label if r.overrides else "-", overrides_width),
+            _clip(_short_label(r, common), overrides_width),
             _fmt(r.metrics.get(sort_by)),
             *(_fmt(r.metrics.get(k)) for k in others),
         ]
@@ -567,6 +597,8 @@ def format_table(
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     out.append("")
+    if common:
+        out.append(f"every job: {' '.join(common)}")
     out.append(f"{len(results)} job(s): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
     failed = [r for r in ordered if r.status == "failed"]
     if failed:
@@ -596,6 +628,7 @@ def plot_metric(
     from matplotlib.figure import Figure
 
     lines = []
+    common = common_overrides(results)
     for r in results:
         if r.metrics_path is None or not r.metrics_path.is_file():
             continue
@@ -618,7 +651,7 @@ def plot_metric(
         ax.plot(
             steps,
             values,
-            label=_clip(f"{r.name}: {r.label}", 60) + (" (failed)" if r.status == "failed" else ""),
+            label=_clip(f"{r.name}: {_short_label(r, common)}", 60) + (" (failed)" if r.status == "failed" else ""),
             linestyle="--" if r.status == "failed" else "-",
             marker="o" if len(points) <= 30 else None,
             markersize=3,

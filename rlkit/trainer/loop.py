@@ -176,12 +176,12 @@ class Trainer:
         except BaseException as exc:
             self.write_status("failed", f"{type(exc).__name__}: {exc}")
             raise
-        self.write_status("completed")
+        self.write_status("completed", metrics=last_eval)
         return last_eval
 
-    def write_status(self, status: str, error: str | None = None) -> None:
+    def write_status(self, status: str, error: str | None = None, metrics: dict[str, float] | None = None) -> None:
         if self.backend.is_main:
-            self.outputs.write_status(status, self.step, error)
+            self.outputs.write_status(status, self.step, error, metrics)
 
     def draw_samples(self) -> list[Sample]:
         return [self.train_samples[i] for i in self.shard(self.sampler.next_batch())]

@@ -87,7 +87,7 @@ def test_precomputed_reference_equals_on_the_fly(tiny, tiny_model_dir, pairs):
     fresh_micro = fresh.prepare(pairs).updates[0]
     assert all(m.ref_logps is None for m in fresh_micro)
     for a, b in zip(cached_micro, fresh_micro):
-        assert torch.equal(a.ref_logps, fresh.reference_logps(b.pairs))
+        assert torch.equal(a.ref_logps, fresh.reference_logps(b.pairs.tokens))
         assert cached.loss(a).metrics == fresh.loss(b).metrics
 
     # Train the policy further: the reference stays the initial policy, and the cache (now
@@ -95,7 +95,7 @@ def test_precomputed_reference_equals_on_the_fly(tiny, tiny_model_dir, pairs):
     perturb_(policy, seed=1)
     regrouped = cached.prepare(pairs[::-1][:5]).updates[0]
     for micro in regrouped:
-        torch.testing.assert_close(micro.ref_logps, fresh.reference_logps(micro.pairs), rtol=0, atol=1e-5, check_dtype=False)
+        torch.testing.assert_close(micro.ref_logps, fresh.reference_logps(micro.pairs.tokens), rtol=0, atol=1e-5, check_dtype=False)
     assert cached.evaluate(pairs) == pytest.approx(fresh.evaluate(pairs), abs=1e-5)
 
 
@@ -109,7 +109,7 @@ def test_lora_reference_is_the_base_model_with_adapters_disabled(tiny, tiny_mode
     dpo = make_dpo(policy, tiny[1], tiny_model_dir, precompute_ref=False)
     base = make_dpo(tiny[0], tiny[1], tiny_model_dir)
     micro = dpo.prepare(pairs).updates[0][0]
-    reference = dpo.reference_logps(micro.pairs)
+    reference = dpo.reference_logps(micro.pairs.tokens)
     assert dpo.reference.model is None  # no second copy of the weights
     assert torch.equal(reference, policy_logps(base, micro.pairs))
     assert not torch.allclose(reference, policy_logps(dpo, micro.pairs))
