@@ -27,6 +27,6 @@ def sft_run(compose, tmp_path_factory) -> SFTRun:
     from rlkit.run import train
 
     run_dir = tmp_path_factory.mktemp("sft-for-preferences")
-    train(compose(["algo=sft", *PREFERENCE_DATA, "trainer.max_steps=60", "trainer.eval_every=60",
+    train(compose(["algo=sft", *PREFERENCE_DATA, "trainer.max_steps=150", "trainer.eval_every=150",
                    "trainer.save_every=0", "trainer.eval_samples=8", "logger=[jsonl]"]), run_dir)
     return SFTRun(run_dir / "final", PREFERENCE_DATA)

@@ -148,14 +148,14 @@ def test_bad_options_fail_at_construction(tiny, tiny_model_dir):
 
 @pytest.mark.slow
 def test_dpo_learns_held_out_preferences(compose, sft_run, tmp_path):
-    cfg = compose(["algo=dpo", f"model.name_or_path={sft_run.final}", *sft_run.data, "trainer.max_steps=20",
-                   "trainer.lr=3e-4", "trainer.warmup_steps=5", "trainer.eval_every=20", "trainer.save_every=0",
+    cfg = compose(["algo=dpo", f"model.name_or_path={sft_run.final}", *sft_run.data, "trainer.max_steps=30",
+                   "trainer.lr=3e-4", "trainer.warmup_steps=5", "trainer.eval_every=30", "trainer.save_every=0",
                    "logger=[jsonl]"])
     final = train(cfg, tmp_path)
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert records[0]["step"] == 0 and records[0]["eval/pref_accuracy"] == 0.5  # policy == reference
     steps = [r for r in records if "rewards/accuracy" in r]
-    assert len(steps) == 20 and {"loss", "nll", "rewards/chosen", "rewards/rejected", "rewards/margin"} <= set(steps[0])
+    assert len(steps) == 30 and {"loss", "nll", "rewards/chosen", "rewards/rejected", "rewards/margin"} <= set(steps[0])
     assert steps[-1]["rewards/margin"] > 0 and steps[-1]["loss"] < steps[0]["loss"]
     assert final["eval/pref_accuracy"] >= 0.9 and final["eval/loss"] < records[0]["eval/loss"]
     assert (tmp_path / "final" / "model.safetensors").exists()

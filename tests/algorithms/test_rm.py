@@ -122,8 +122,8 @@ def test_lora_reward_model_trains_its_head_and_exports_merged(tiny, tiny_model_d
 def test_reward_model_from_an_sft_run_learns_held_out_preferences(compose, sft_run, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
-    cfg = compose(["algo=rm", f"model.name_or_path={sft_run.final}", *sft_run.data, "trainer.max_steps=30",
-                   "trainer.lr=1e-3", "trainer.warmup_steps=5", "trainer.eval_every=30", "trainer.save_every=0",
+    cfg = compose(["algo=rm", f"model.name_or_path={sft_run.final}", *sft_run.data, "trainer.max_steps=40",
+                   "trainer.lr=1e-3", "trainer.warmup_steps=5", "trainer.eval_every=40", "trainer.save_every=0",
                    "logger=[jsonl]"])
     final = train(cfg, tmp_path)
     records = read_metrics(tmp_path / "metrics.jsonl")

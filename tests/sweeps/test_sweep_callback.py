@@ -3,7 +3,6 @@ when a job failed, and failures recorded in the job's status.json."""
 
 from __future__ import annotations
 
-import atexit
 import csv
 import json
 import os
@@ -15,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 from hydra.core.utils import JobReturn, JobStatus
 
+from rlkit.sweeps import callback as callback_module
 from rlkit.sweeps.callback import SweepSummary, record_failure
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,12 +48,28 @@ def _raised(exc: BaseException) -> BaseException:
         return caught
 
 
-def test_summary_once_at_multirun_end(tmp_path, capsys):
+class FakeAtexit:
+    """Stands in for the atexit module (running the real exit hooks would end pytest's)."""
+
+    def __init__(self) -> None:
+        self.hooks: list = []
+
+    def register(self, fn) -> None:
+        self.hooks.append(fn)
+
+    def unregister(self, fn) -> None:
+        self.hooks = [h for h in self.hooks if h != fn]
+
+
+def test_summary_once_at_multirun_end(tmp_path, capsys, monkeypatch):
+    exits = FakeAtexit()
+    monkeypatch.setattr(callback_module, "atexit", exits)
     sweep = tmp_path / "sweep"
     _job(sweep, 0, ["trainer.lr=1e-3"], 0.25)
     _job(sweep, 1, ["trainer.lr=3e-3"], 0.75)
     callback = SweepSummary(metric="eval/accuracy", plot=True)
     callback.on_multirun_start(SimpleNamespace(hydra=SimpleNamespace(sweep=SimpleNamespace(dir=str(sweep)))))
+    assert exits.hooks == [callback.summarise]  # runs at exit if Hydra never calls on_multirun_end
     callback.on_multirun_end(None)
     out = capsys.readouterr().out
     assert f"Sweep summary: {sweep}" in out
@@ -62,10 +78,26 @@ def test_summary_once_at_multirun_end(tmp_path, capsys):
     with (sweep / "summary.csv").open() as f:
         assert [r["eval/accuracy"] for r in csv.DictReader(f)] == ["0.75", "0.25"]
     assert (sweep / "summary_eval_accuracy.png").is_file()
-    # Already summarised: neither a second call nor the atexit hook prints it again.
+    # Already summarised: the exit hook is gone and a second call prints nothing.
+    assert exits.hooks == []
     assert callback.summarise() is None
-    atexit._run_exitfuncs()
     assert capsys.readouterr().out == ""
+
+
+def test_summary_at_exit_when_a_job_failed(tmp_path, capsys, monkeypatch):
+    exits = FakeAtexit()
+    monkeypatch.setattr(callback_module, "atexit", exits)
+    sweep = tmp_path / "sweep"
+    _job(sweep, 0, ["trainer.lr=1e-3"], 0.25)
+    _job(sweep, 1, ["trainer.lr=3e-3"], None)
+    record_failure(sweep / "1", "ValueError: bad", sweep / "1" / "__main__.log")
+    callback = SweepSummary(plot=False)
+    callback.on_multirun_start(SimpleNamespace(hydra=SimpleNamespace(sweep=SimpleNamespace(dir=str(sweep)))))
+    (hook,) = exits.hooks  # Hydra raised before on_multirun_end; the interpreter exits
+    hook()
+    out = capsys.readouterr().out
+    assert "2 job(s): 1 completed, 1 failed" in out and "error: ValueError: bad" in out
+    assert exits.hooks == []
 
 
 def test_disabled_and_ascending(tmp_path, capsys):
