@@ -32,7 +32,13 @@ from torch import Tensor
 
 from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
 from rlkit.algorithms.losses import dpo_loss, masked_mean, masked_sum, sft_loss
-from rlkit.algorithms.preference import PairBatch, evaluate_pairs, pair_batches, pair_statistics, split_pairs
+from rlkit.algorithms.preference import (
+    PairBatch,
+    evaluate_pairs,
+    pair_batches,
+    pair_statistics,
+    split_pairs,
+)
 from rlkit.data.collate import TokenBatch
 from rlkit.models.forward import target_logprobs
 from rlkit.models.reference import ReferencePolicy

@@ -21,7 +21,13 @@ from torch import Tensor
 
 from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan
 from rlkit.algorithms.losses import reward_model_loss
-from rlkit.algorithms.preference import PairBatch, evaluate_pairs, pair_batches, pair_statistics, split_pairs
+from rlkit.algorithms.preference import (
+    PairBatch,
+    evaluate_pairs,
+    pair_batches,
+    pair_statistics,
+    split_pairs,
+)
 from rlkit.models.forward import forward_logits
 from rlkit.types import PreferenceSample, SampleKind
 

@@ -148,9 +148,9 @@ def test_bad_options_fail_at_construction(tiny, tiny_model_dir):
 
 @pytest.mark.slow
 def test_dpo_learns_held_out_preferences(compose, sft_run, tmp_path):
-    cfg = compose(["algo=dpo", f"model.name_or_path={sft_run.final}", *sft_run.data, "trainer.max_steps=30",
-                   "trainer.lr=3e-4", "trainer.warmup_steps=5", "trainer.eval_every=30", "trainer.save_every=0",
-                   "logger=[jsonl]"])
+    cfg = compose(["algo=dpo", f"model.name_or_path={sft_run.final}", *sft_run.overrides, "trainer.batch_size=64",
+                   "trainer.micro_batch_size=64", "trainer.lr=3e-4", "trainer.warmup_steps=5", "trainer.max_steps=30",
+                   "trainer.eval_every=30"])
     final = train(cfg, tmp_path)
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert records[0]["step"] == 0 and records[0]["eval/pref_accuracy"] == 0.5  # policy == reference

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rlkit.config import ModelConfig
-from rlkit.data.collate import collate, tokenize
+from rlkit.data.collate import tokenize
 from rlkit.models.loading import export_pretrained, load_model
 from rlkit.rewards.base import RewardError
 from rlkit.rewards.reward_model import RewardModelReward
