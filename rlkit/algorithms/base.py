@@ -61,6 +61,8 @@ class Algorithm(ABC):
     #: How the trained model is loaded (a key of ``rlkit.models.loading.MODEL_KINDS``):
     #: ``"causal_lm"``, or ``"sequence_classification"`` for a scalar head (reward model).
     model_kind: ClassVar[str] = "causal_lm"
+    #: Metrics drawn in the run's ``metrics.png`` at the end of training.
+    plot_keys: ClassVar[tuple[str, ...]] = ("loss", "eval/loss")
 
     def __init__(self, config: Any, ctx: TrainContext):
         self.config = config

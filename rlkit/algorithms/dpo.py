@@ -89,6 +89,7 @@ class PairForward:
 class DPO(Algorithm):
     Config = DPOConfig
     sample_kind = SampleKind.PREFERENCE
+    plot_keys = ("loss", "rewards/accuracy", "eval/pref_accuracy")
 
     def __init__(self, config: DPOConfig, ctx: TrainContext):
         super().__init__(config, ctx)

@@ -101,6 +101,7 @@ class PolicyMicroBatch:
 class GRPO(Algorithm):
     Config = GRPOConfig
     sample_kind = SampleKind.PROMPT
+    plot_keys = ("reward/mean", "accuracy", "eval/accuracy")
 
     def __init__(self, config: GRPOConfig, ctx: TrainContext):
         super().__init__(config, ctx)

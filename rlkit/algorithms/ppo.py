@@ -153,6 +153,7 @@ def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> float:
 class PPO(Algorithm):
     Config = PPOConfig
     sample_kind = SampleKind.PROMPT
+    plot_keys = ("reward/mean", "value_loss", "eval/accuracy")
 
     def __init__(self, config: PPOConfig, ctx: TrainContext):
         super().__init__(config, ctx)

@@ -49,6 +49,7 @@ class RMMicroBatch:
 class RewardModelling(Algorithm):
     Config = RMConfig
     sample_kind = SampleKind.PREFERENCE
+    plot_keys = ("loss", "accuracy", "eval/pref_accuracy")
     model_kind = "sequence_classification"
 
     def batches(self, samples: Sequence[PreferenceSample], size: int) -> list[PairBatch]:

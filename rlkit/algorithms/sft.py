@@ -32,6 +32,7 @@ class SFTMicroBatch:
 class SFT(Algorithm):
     Config = SFTConfig
     sample_kind = SampleKind.SFT
+    plot_keys = ("loss", "eval/loss", "eval/accuracy")
 
     def batches(self, samples: Sequence[SFTSample], micro_batch_size: int) -> list[TokenBatch]:
         tokenized = [tokenize(self.ctx.tokenizer, s.prompt, s.completion, self.config.max_length) for s in samples]

@@ -23,6 +23,7 @@ from rlkit.backends.base import Backend
 from rlkit.config import TrainerConfig
 from rlkit.data.sampler import EpochSampler
 from rlkit.loggers.base import Logger
+from rlkit.loggers.plot import plot_metrics
 from rlkit.trainer.checkpoint import (
     SHARDED_DIR,
     TRAINER_STATE,
@@ -173,6 +174,9 @@ class Trainer:
                     self.save_checkpoint()
             last_eval = self.evaluate()
             self.save_model_atomically(self.outputs.final)
+            if self.backend.is_main and self.outputs.metrics.exists():
+                plot_metrics(self.outputs.metrics, self.algorithm.plot_keys, self.outputs.run_dir / "metrics.png",
+                             title=f"{type(self.algorithm).__name__}: {self.outputs.run_dir}")
         except BaseException as exc:
             self.write_status("failed", f"{type(exc).__name__}: {exc}")
             raise

@@ -88,3 +88,4 @@ def test_default_command_learns_arithmetic(tmp_path):
     assert train_losses[-1] < 0.2 * train_losses[0]
     assert f"accuracy         0.000 -> {evals[-1]['eval/accuracy']:.3f}" in result.stdout
     assert (tmp_path / "final" / "model.safetensors").exists()
+    assert (tmp_path / "metrics.png").read_bytes().startswith(b"\x89PNG")
