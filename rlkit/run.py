@@ -68,7 +68,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     parts = resolve_components(run)
     cfg, parts["backend"] = select_backend(cfg, parts["backend"], run)
     nproc = getattr(parts["backend"].config, "nproc_per_node", 1)
-    done = RunOutputs(run_dir).completed_metrics()
+    outputs = RunOutputs(run_dir)
+    done = outputs.completed_metrics()
     if done is not None:
         # Finished here before (a re-run sweep or pipeline): keep it, train nothing.
         print(f"{run_dir} already completed; not training again", flush=True)
@@ -78,7 +79,6 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
 
         # Start the ranks, each running this function; rank 0's result comes back.
         return launch_train(cfg, run_dir, nproc)
-    outputs = RunOutputs(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     # Write the built-in model's files before any process group exists: once
