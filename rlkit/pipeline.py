@@ -9,7 +9,7 @@
         kind: evaluate
         overrides: [reward=math]
 
-Stage ``i`` runs in ``<run dir>/<i>-<name>`` with ``model.name_or_path`` set to the final
+Stage ``i`` runs in ``<run dir>/<i>-<name>`` (its composed config in ``config.yaml``) with ``model.name_or_path`` set to the final
 model of the stage before it (unless the stage sets it itself). The command line's own
 overrides apply to every stage, after the stage's. A finished stage is not run again, so
 re-running the command resumes the pipeline where it stopped (see rlkit.run.train).
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rlkit.config import StageConfig
 
@@ -60,6 +60,8 @@ def run_pipeline(
         directory = run_dir / f"{index}-{stage.name}"
         cfg = compose(stage_overrides(stage, previous, command_line))
         print(f"== stage {index} ({stage.name}): {directory}", flush=True)
+        directory.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, directory / "config.yaml")  # the stage's composed config
         metrics = evaluate_run(cfg, directory) if stage.kind == "evaluate" else train(cfg, directory)
         results.append(StageResult(stage.name, directory, metrics))
         if stage.kind == "train":
