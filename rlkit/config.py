@@ -17,6 +17,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rlkit.cluster.config import ClusterConfig
 from rlkit.registry import Registry
 
 
@@ -141,6 +142,8 @@ class RunConfig:
     #: A pipeline: used when no ``algo`` is chosen.
     stages: list[StageConfig] = field(default_factory=list)
     sweep_summary: SweepSummaryConfig = field(default_factory=SweepSummaryConfig)
+    #: Trainer ranks and generators as Ray actors (rlkit.cluster); null: this process and its ranks.
+    cluster: Optional[ClusterConfig] = None
 
 
 #: Config group -> registry kind of the component it selects.

@@ -74,6 +74,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         # Finished here before (a re-run sweep or pipeline): keep it, train nothing.
         print(f"{run_dir} already completed; not training again", flush=True)
         return done
+    if run.cluster is not None:
+        from rlkit.cluster.driver import train_on_cluster
+
+        # Trainer ranks and generators become Ray actors; each rank runs this function
+        # again, with no cluster and the generator actors behind generator=ray.
+        return train_on_cluster(cfg, run_dir)
     if nproc > 1 and not inside_launch():
         from rlkit.backends.launch import launch_train
 

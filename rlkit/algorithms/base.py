@@ -36,6 +36,9 @@ class TrainContext:
     reward: Any = None
     #: This rank's share of one more step's training samples (dynamic sampling refills).
     draw_samples: Optional[Callable[[], list[Sample]]] = None
+    #: This rank's share of the samples ``k`` steps ahead, without drawing them (so that an
+    #: asynchronous generator can start on them).
+    upcoming_samples: Optional[Callable[[int], list[Sample]]] = None
 
 
 @dataclass

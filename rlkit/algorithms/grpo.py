@@ -11,6 +11,8 @@ Common recipes as config:
 * DAPO: eps_high=0.28 dynamic_sampling=true truncation=penalty aggregation=token_mean
 * GSPO: level=sequence (with much smaller eps_low/eps_high, e.g. 3e-4/4e-4)
 * RLOO: baseline=loo scale=none;  REINFORCE++-baseline: baseline=mean scale=batch
+* off-policy rollouts (cluster.async_rollouts=true): off_policy=ratio (clip against the
+  behaviour policy) or off_policy=tis (truncated importance weights, decoupled PPO)
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from rlkit.trainer.evaluation import evaluate_prompts
 from rlkit.types import PromptSample, SampleKind, SamplingParams
 
 TRUNCATION = ("keep", "mask", "penalty")
+OFF_POLICY = ("none", "ratio", "tis")
 
 
 @dataclass
@@ -77,6 +80,12 @@ class GRPOConfig:
     truncation_penalty: float = -1.0
     #: Completions per held-out prompt for pass@k (1: greedy accuracy only).
     eval_k: int = 1
+    #: Correction for rollouts sampled by older weights (asynchronous rollouts,
+    #: cluster.async_rollouts): none | ratio (the clipped ratio is taken against the
+    #: generator's log-probabilities, the behaviour policy) | tis (each token's loss is
+    #: weighted by the truncated importance weight min(exp(old - generator), tis_cap)).
+    off_policy: str = "none"
+    tis_cap: float = 2.0
 
 
 @dataclass
@@ -109,6 +118,8 @@ class GRPO(Algorithm):
             raise ValueError("algo=grpo needs a reward: add e.g. reward=math")
         if config.truncation not in TRUNCATION:
             raise ValueError(f"algo.truncation: unknown {config.truncation!r}; choose one of {', '.join(TRUNCATION)}")
+        if config.off_policy not in OFF_POLICY:
+            raise ValueError(f"algo.off_policy: unknown {config.off_policy!r}; choose one of {', '.join(OFF_POLICY)}")
         if config.group_size < 2:
             raise ValueError("algo.group_size must be >= 2 for group-relative advantages")
         self.reference = ReferencePolicy(ctx.policy, ctx.backend, ctx.model, config.ref_name_or_path) if config.kl_beta > 0 else None
@@ -216,11 +227,17 @@ class GRPO(Algorithm):
         batch = micro.batch.to(device)
         logps, mask, entropy = target_logprobs(self.ctx.policy, batch, cfg.sampling.temperature, with_entropy=True)
         old = logps.detach() if micro.old_logps is None else micro.old_logps.to(device)
+        generator_logps = micro.generator_logps.to(device)
+        weights = None
+        if cfg.off_policy == "ratio":
+            old = generator_logps
+        elif cfg.off_policy == "tis":
+            weights = torch.exp((old - generator_logps).clamp(max=20.0)).clamp(max=cfg.tis_cap)
         totals = micro.totals
         scale = dict(global_tokens=totals.tokens, global_sequences=totals.sequences, max_length=totals.max_length)
         policy_loss, stats = clipped_policy_loss(
             logps, old, micro.advantages.to(device), mask, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
-            dual_clip=cfg.dual_clip, level=cfg.level, aggregation=cfg.aggregation, **scale,
+            dual_clip=cfg.dual_clip, level=cfg.level, aggregation=cfg.aggregation, token_weights=weights, **scale,
         )
         loss = policy_loss
         share = float(mask.sum()) / max(totals.tokens, 1.0)  # this micro-batch's share of the update's tokens
@@ -233,7 +250,9 @@ class GRPO(Algorithm):
             metrics["loss"] = loss.item()
             metrics["kl"] = kl.item()
         metrics["entropy"] = float((entropy * mask).sum()) / max(totals.tokens, 1.0)
-        mismatch = (logps.detach() - micro.generator_logps.to(device)).abs()
+        if weights is not None:
+            metrics["tis_weight"] = float((weights * mask).sum()) / max(totals.tokens, 1.0)
+        mismatch = (logps.detach() - generator_logps).abs()
         metrics["mismatch/logprob_abs_diff"] = float((mismatch * mask).sum()) / max(totals.tokens, 1.0)
         return LossOutput(loss, metrics)
 

@@ -348,6 +348,7 @@ def clipped_policy_loss(
     global_tokens: Count | None = None,
     global_sequences: Count | None = None,
     max_length: Count | None = None,
+    token_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """PPO clipped surrogate, ``(loss, metrics)``.
 
@@ -364,6 +365,10 @@ def clipped_policy_loss(
     ``aggregation="seq_mean_token_mean"`` this is GSPO's objective exactly; GSPO uses much
     smaller clip ranges (about 3e-4 / 4e-4) than token-level PPO. Log-ratios are clamped to
     ``[-20, 20]`` so the ratio stays finite.
+
+    ``token_weights`` (no gradient) multiply each token's loss before aggregation, e.g.
+    truncated importance weights ``min(pi_old / mu, C)`` of decoupled off-policy PPO, where
+    ``mu`` is the behaviour policy that sampled the tokens.
 
     Metrics (detached, over this call's valid tokens): ``clip_fraction`` (tokens where the
     clipped term is the active one), ``ratio_mean``, and ``dual_clip_fraction`` when
@@ -388,6 +393,9 @@ def clipped_policy_loss(
         capped = (advantages < 0) & (loss_tokens > -dual_clip * advantages)
         loss_tokens = torch.where(capped, -dual_clip * advantages, loss_tokens)
         metrics["dual_clip_fraction"] = masked_mean(capped.float(), mask)
+
+    if token_weights is not None:
+        loss_tokens = loss_tokens * token_weights.detach()
 
     loss = aggregate(
         loss_tokens,

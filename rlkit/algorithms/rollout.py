@@ -49,6 +49,9 @@ def sample_rollouts(
     with ctx.backend.generation_model(ctx.policy):
         completions = ctx.generator.generate([s.prompt for s in prompts], params)
     generated = time.perf_counter()
+    if ctx.upcoming_samples is not None:
+        upcoming = ctx.upcoming_samples
+        ctx.generator.prefetch(lambda k: [s.prompt for s in upcoming(k)], params)
     samples = [prompts[c.prompt_index] for c in completions]
     scored = ctx.reward(samples, completions)
     scored_at = time.perf_counter()
@@ -58,6 +61,7 @@ def sample_rollouts(
     batch, generator_logps = layout(ctx.tokenizer, samples, completions)
     metrics = rollout_metrics(samples, completions, scored, rewards)
     metrics.update({"time/generate": generated - start, "time/reward": scored_at - generated})
+    metrics.update(ctx.generator.metrics())
     return Rollouts(samples, completions, rewards, batch, generator_logps, metrics)
 
 

@@ -136,11 +136,12 @@ def launch_train(cfg: Any, run_dir: Path, nproc: int) -> Any:
     try:
         return run_ranks(train_rank, (container, str(run_dir)), nproc)
     except RankFailed as exc:
-        _record_failure(run_dir, exc)
+        record_failure(run_dir, exc)
         raise
 
 
-def _record_failure(run_dir: Path, exc: RankFailed) -> None:
+def record_failure(run_dir: Path, exc: RankFailed) -> None:
+    """``status.json``: failed, with the failed rank and the last line of its error."""
     import json
 
     from rlkit.trainer.loop import RunOutputs

@@ -29,6 +29,16 @@ class EpochSampler:
         self.position += self.batch_size
         return batch
 
+    def peek(self, ahead: int) -> list[int]:
+        """The batch ``next_batch`` will return ``ahead`` calls from now (1: the next one)."""
+        saved = self.epoch, self.position
+        try:
+            for _ in range(ahead):
+                batch = self.next_batch()
+        finally:
+            self.epoch, self.position = saved
+        return batch
+
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}
 

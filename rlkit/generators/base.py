@@ -7,13 +7,17 @@ trainer's process (``hf``), in a vLLM engine, or in Ray actors.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Mapping, Sequence
+from typing import Callable, ClassVar, Mapping, Sequence
 
 from rlkit.types import Completion, Prompt, SamplingParams
 
 
 class Generator(ABC):
     Config: type
+    #: True when the generator samples from its own copy of the weights (other processes,
+    #: Ray actors, an inference engine): the loop then calls ``update_weights`` after every
+    #: step. False when it samples from the trainer's policy module itself (``hf``).
+    needs_weight_sync: ClassVar[bool] = False
 
     @abstractmethod
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Completion]:
@@ -25,4 +29,19 @@ class Generator(ABC):
 
     @abstractmethod
     def update_weights(self, state_dict: Mapping[str, "object"]) -> None:
-        """Load new policy weights (full, unsharded tensors keyed as in the HF model)."""
+        """Load new policy weights (full, unsharded tensors keyed as in the HF model).
+
+        The loop calls it on every trainer rank; the state dict is complete on the main
+        rank and empty on the others (a generator shared by the ranks loads it once).
+        """
+
+    def prefetch(self, upcoming: Callable[[int], Sequence[Prompt]], params: SamplingParams) -> None:
+        """A hint after each rollout: ``upcoming(k)`` are the prompts ``k`` steps ahead.
+
+        An asynchronous generator starts sampling them now, so that generation overlaps
+        training; the default ignores the hint.
+        """
+
+    def metrics(self) -> dict[str, float]:
+        """Metrics of the latest ``generate`` call (e.g. staleness), logged with the step's."""
+        return {}

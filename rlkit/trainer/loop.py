@@ -3,6 +3,7 @@
     for each step:
         samples  -> algorithm.prepare -> updates of micro-batches
         for each update: loss + backward per micro-batch, clip, optimizer step
+        send the new weights to a generator that keeps its own copy (Ray actors)
         log; evaluate every eval_every; checkpoint every save_every
 """
 
@@ -105,6 +106,7 @@ class Trainer:
         #: Held-out metrics before any training (empty for a resumed run).
         self.initial_eval: dict[str, float] = {}
         algorithm.ctx.draw_samples = self.draw_samples
+        algorithm.ctx.upcoming_samples = self.upcoming_samples
 
     # ------------------------------------------------------------------ state
 
@@ -161,6 +163,7 @@ class Trainer:
         config = self.config
         self.write_status("running")
         try:
+            self.sync_generator()  # a generator with its own weights starts from the (resumed) policy's
             if self.step == 0:
                 self.initial_eval = self.evaluate()
             while self.step < config.max_steps:
@@ -190,6 +193,22 @@ class Trainer:
     def draw_samples(self) -> list[Sample]:
         return [self.train_samples[i] for i in self.shard(self.sampler.next_batch())]
 
+    def upcoming_samples(self, ahead: int) -> list[Sample]:
+        return [self.train_samples[i] for i in self.shard(self.sampler.peek(ahead))]
+
+    def sync_generator(self) -> float | None:
+        """Send the policy's weights to a generator that keeps its own copy (all ranks
+        call it; the full state dict is gathered on the main rank). Seconds taken, or None
+        when the generator samples from the policy itself."""
+        generator = self.algorithm.ctx.generator
+        if generator is None or not generator.needs_weight_sync:
+            return None
+        start = time.perf_counter()
+        state = self.backend.full_state_dict(self.policy)
+        generator.update_weights(state if self.backend.is_main else {})
+        self.backend.barrier()  # no rank samples before the new weights are in place
+        return time.perf_counter() - start
+
     def train_step(self) -> dict[str, float]:
         start = time.perf_counter()
         samples = self.draw_samples()
@@ -211,9 +230,13 @@ class Trainer:
             self.algorithm.after_update()
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
+        trained = time.perf_counter()
+        sync = self.sync_generator()
         end = time.perf_counter()
         metrics = self.gather_metrics({key: value / len(plan.updates) for key, value in totals.items()}, plan.metrics)
-        metrics.update({"lr": lr, "time/step": end - start, "time/prepare": prepared - start, "time/train": end - prepared})
+        metrics.update({"lr": lr, "time/step": end - start, "time/prepare": prepared - start, "time/train": trained - prepared})
+        if sync is not None:
+            metrics["time/weight_sync"] = sync
         return metrics
 
     def gather_metrics(self, additive: dict[str, float], prepared: dict[str, float]) -> dict[str, float]:

@@ -1,0 +1,145 @@
+"""One run on Ray: reserve resources, start the generator and trainer groups, train, clean up.
+
+``rlkit.run.train`` hands a run with a ``cluster`` config to :func:`train_on_cluster`.
+The trainer ranks then run ``train`` again, with the cluster removed from their config and
+the generator replaced by ``generator=ray`` (naming the generator actors), so the loop,
+the algorithm and the backend are exactly those of a single-process run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from rlkit.backends.launch import RankFailed, record_failure
+from rlkit.cluster.config import ClusterConfig
+from rlkit.cluster.session import NAMESPACE, actor_env, ray_session, threads_for
+
+_log = logging.getLogger(__name__)
+
+
+def check_async(config: ClusterConfig, algo_name: str, algo_config: Any) -> None:
+    """Asynchronous rollouts are off-policy: the algorithm must correct for that."""
+    if not config.async_rollouts:
+        return
+    correction = getattr(algo_config, "off_policy", None)
+    if correction is None:
+        raise ValueError(f"cluster.async_rollouts=true: algo={algo_name} has no off-policy correction "
+                         "(algo.off_policy); use an algorithm that has one, e.g. algo=grpo")
+    if correction == "none":
+        raise ValueError("cluster.async_rollouts=true samples with weights up to cluster.max_staleness steps old: "
+                         "set algo.off_policy=ratio or algo.off_policy=tis (+algo.off_policy=... when the "
+                         "algo preset does not list it)")
+
+
+def train_on_cluster(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+    """``train(cfg, run_dir)`` with trainer ranks and generators as Ray actors; rank 0's result."""
+    from rlkit.config import component_config, typed_run_config
+    from rlkit.models.loading import resolve_path
+    from rlkit.run import resolve_components
+
+    run = typed_run_config(cfg)
+    cluster = run.cluster
+    parts = resolve_components(run)
+    ranks = max(1, getattr(parts["backend"].config, "nproc_per_node", 1))
+    cluster.validate(ranks)
+    check_async(cluster, cfg.algo.name, parts["algo"].config)
+    generator_node = OmegaConf.to_container(cfg.generator, resolve=True) if cfg.get("generator") else {"name": "hf"}
+    if generator_node.get("name") == "ray":
+        raise ValueError("generator=ray is what cluster runs use for their trainer ranks; choose the generator "
+                         "the actors host instead (e.g. generator=hf)")
+    component_config("generator", generator_node, "generators")  # fail here, not in M actors
+    resolve_path(run.model)  # the built-in model's files, written once before any actor reads them
+    run_dir = run_dir.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    from rlkit.cluster.placement import reserve, totals
+
+    with ray_session(cluster, *totals(cluster, ranks)):
+        import ray
+
+        from rlkit.cluster.trainer_group import run_trainers
+
+        placement = reserve(cluster, ranks)
+        actors = Actors(uuid.uuid4().hex[:8])
+        try:
+            actors.start_generators(cluster, placement, ranks, run.model, generator_node)
+            actors.start_trainers(placement, ranks)
+            # Both groups start (import torch, load models) side by side; a model that does
+            # not load fails here, before any training.
+            ray.get([actor.ready.remote() for actor in actors.generators + actors.trainers])
+            _log.info("cluster: %d trainer rank(s), %d generator(s), placement=%s%s", ranks, len(actors.generators),
+                      cluster.placement, ", asynchronous rollouts" if cluster.async_rollouts else "")
+            container = OmegaConf.to_container(cfg, resolve=True)
+            container["cluster"] = None
+            container["generator"] = {
+                "name": "ray", "actors": actors.generator_names, "store": actors.store_name, "namespace": NAMESPACE,
+                "max_staleness": cluster.max_staleness if cluster.async_rollouts else 0,
+                "restart_timeout_s": cluster.restart_timeout_s,
+            }
+            return run_trainers(actors.trainers, container, run_dir)
+        except RankFailed as exc:
+            record_failure(run_dir, exc)
+            raise
+        finally:
+            actors.stop()
+            placement.release()
+
+
+@dataclass
+class Actors:
+    """The actors of one run, named ``<run_id>-...`` in rlkit's namespace."""
+
+    run_id: str
+    generators: list[Any] = field(default_factory=list)
+    trainers: list[Any] = field(default_factory=list)
+    store: Any = None
+
+    @property
+    def generator_names(self) -> list[str]:
+        return [f"{self.run_id}-generator-{i}" for i in range(len(self.generators))]
+
+    @property
+    def store_name(self) -> str:
+        return f"{self.run_id}-weights"
+
+    def start_generators(self, cluster: ClusterConfig, placement: Any, ranks: int, model: Any,
+                         generator_node: dict) -> None:
+        import ray
+
+        from rlkit.cluster.generator_group import GeneratorWorker, WeightStore
+
+        self.store = ray.remote(WeightStore).options(name=self.store_name, namespace=NAMESPACE, num_cpus=0).remote()
+        share = placement.generator
+        device = "cuda" if share.gpus > 0 else "cpu"
+        offload = cluster.placement == "colocated"
+        for i in range(cluster.num_generators(ranks)):
+            self.generators.append(ray.remote(GeneratorWorker).options(
+                name=f"{self.run_id}-generator-{i}", namespace=NAMESPACE, max_restarts=cluster.max_restarts,
+                max_task_retries=0, runtime_env={"env_vars": actor_env(share.cpus)}, **placement.options("generator", i),
+            ).remote(model, generator_node, device, threads_for(share.cpus), offload, os.getcwd()))
+
+    def start_trainers(self, placement: Any, ranks: int) -> None:
+        import ray
+
+        from rlkit.cluster.trainer_group import TrainerWorker
+
+        share = placement.trainer
+        for rank in range(ranks):
+            self.trainers.append(ray.remote(TrainerWorker).options(
+                name=f"{self.run_id}-trainer-{rank}", namespace=NAMESPACE, max_restarts=0,
+                runtime_env={"env_vars": actor_env(share.cpus)}, **placement.options("trainer", rank),
+            ).remote(threads_for(share.cpus), os.getcwd()))
+
+    def stop(self) -> None:
+        import ray
+
+        for actor in [*self.trainers, *self.generators, self.store]:
+            if actor is not None:
+                ray.kill(actor, no_restart=True)
