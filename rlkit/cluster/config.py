@@ -24,8 +24,8 @@ class WorkerResources:
 class ClusterConfig:
     """Trainer ranks (``backend.nproc_per_node`` of them) and generator actors on Ray."""
 
-    #: An existing Ray cluster ("auto", "10.0.0.1:6379", "ray://host:10001"); null: rlkit
-    #: starts a local Ray for the run and stops it at the end.
+    #: An existing Ray cluster ("auto", "10.0.0.1:6379", "ray://host:10001"); null: the one
+    #: in RAY_ADDRESS if set, else rlkit starts a local Ray for the run and stops it at the end.
     address: Optional[str] = None
     #: split: generators and trainer ranks on separate resources, sized independently;
     #: colocated: generator i shares trainer rank i's devices and they take turns.

@@ -4,7 +4,8 @@ Three cases:
 
 * this process is already connected (a notebook, a test, a script that called
   ``ray.init``): the run uses that connection and leaves it open;
-* ``cluster.address`` is set: connect to that cluster, disconnect at the end;
+* ``cluster.address`` (or else Ray's own ``RAY_ADDRESS``, as under ``ray job submit``)
+  is set: connect to that cluster, disconnect at the end;
 * otherwise start a local Ray sized for the run, and stop it (and remove its session
   files) at the end.
 
@@ -54,8 +55,9 @@ def ray_session(config: ClusterConfig, cpus_needed: float, gpus_needed: float) -
     if ray.is_initialized():
         yield
         return
-    if config.address:
-        ray.init(address=config.address, namespace=NAMESPACE, log_to_driver=True)
+    address = config.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=True)
         try:
             yield
         finally:
