@@ -69,8 +69,27 @@ def run_pipeline(
     return results
 
 
+def plot_pipeline(results: Sequence[StageResult], out_path: Path) -> Path:
+    """Held-out accuracy and training reward of every training stage on one step axis."""
+    from rlkit.loggers.jsonl import read_metrics
+    from rlkit.loggers.plot import Series, plot_runs
+
+    series, first_step = [], 0
+    for r in results:
+        metrics = r.directory / "metrics.jsonl"
+        if not metrics.exists():  # evaluation stages log no steps
+            continue
+        records = read_metrics(metrics)
+        series.append(Series(r.name, records, first_step))
+        first_step += max((rec["step"] for rec in records), default=0)
+    return plot_runs(series, ("eval/accuracy", "reward/mean"), out_path, title="pipeline: " + " -> ".join(r.name for r in results))
+
+
 def summary(results: Sequence[StageResult]) -> str:
-    lines = ["stage results (held-out):"]
+    """Each stage's held-out metrics, headed by the greedy accuracy after every stage."""
+    accuracy = [(r.name, r.metrics.get("eval/accuracy", r.metrics.get("accuracy"))) for r in results]
+    steps = " -> ".join(f"{name} {value:.3f}" for name, value in accuracy if value is not None)
+    lines = [f"held-out accuracy after each stage: {steps}", "stage results (held-out):"]
     for r in results:
         shown = {k: v for k, v in r.metrics.items() if not k.startswith("time/")}
         text = "  ".join(f"{k}={v:.3f}" for k, v in sorted(shown.items()))

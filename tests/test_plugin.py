@@ -47,7 +47,7 @@ def test_plugin_presets_are_config_group_choices(example_plugin, compose):
 @pytest.mark.slow
 def test_training_on_the_plugin_dataset(example_plugin, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "rlkit", "data=multiplication", "trainer.max_steps=3", "trainer.batch_size=8",
+        [sys.executable, "-m", "rlkit", "algo=sft", "data=multiplication", "trainer.max_steps=3", "trainer.batch_size=8",
          "trainer.micro_batch_size=8", "trainer.eval_samples=8", "logger=[jsonl]", f"hydra.run.dir={tmp_path}"],
         capture_output=True, text=True,
     )

@@ -43,6 +43,9 @@ class ArithmeticConfig:
     #: (small offsets = hard pairs; large ones can be told apart by magnitude alone).
     min_wrong_offset: int = 1
     max_wrong_offset: int = 10
+    #: Share of SFT demonstrations that work the sum out column by column before the
+    #: answer ("7+8=15 4+3+1=8 so 85"); the rest state the answer alone.
+    worked_fraction: float = 0.0
 
 
 class ArithmeticTask(Dataset):
@@ -54,6 +57,8 @@ class ArithmeticTask(Dataset):
         unknown = set(config.operations) - {"+", "-"}
         if unknown or not config.operations:
             raise ValueError(f"data.operations: unsupported {sorted(unknown)}; choose from '+', '-'")
+        if not 0.0 <= config.worked_fraction <= 1.0:
+            raise ValueError(f"data.worked_fraction must be in [0, 1], got {config.worked_fraction}")
         if not 1 <= config.min_wrong_offset <= config.max_wrong_offset:
             raise ValueError("data: need 1 <= min_wrong_offset <= max_wrong_offset, got "
                              f"{config.min_wrong_offset} and {config.max_wrong_offset}")
@@ -86,8 +91,14 @@ class ArithmeticTask(Dataset):
             return (Message("user", problem.question),)
         return f"Q: {problem.question}\nA:"
 
-    def completion(self, value: int) -> str:
-        return str(value) if self.config.chat else f" {value}"
+    def completion(self, answer: int | str) -> str:
+        return str(answer) if self.config.chat else f" {answer}"
+
+    def demonstration(self, problem: Problem, rng: random.Random) -> str:
+        """The SFT answer: worked column by column for a ``worked_fraction`` share, else bare."""
+        if rng.random() < self.config.worked_fraction:
+            return worked_solution(problem, self.config.digits)
+        return str(problem.answer)
 
     def wrong_answer(self, problem: Problem, rng: random.Random) -> int:
         offset = rng.randint(self.config.min_wrong_offset, self.config.max_wrong_offset)
@@ -99,7 +110,8 @@ class ArithmeticTask(Dataset):
         problems = self.problems[split]
         kind = SampleKind(kind)
         if kind is SampleKind.SFT:
-            return [SFTSample(self.prompt(p), self.completion(p.answer), str(p.answer)) for p in problems]
+            rng = random.Random(f"{self.config.seed}-{split}-worked")
+            return [SFTSample(self.prompt(p), self.completion(self.demonstration(p, rng)), str(p.answer)) for p in problems]
         if kind is SampleKind.PROMPT:
             return [PromptSample(self.prompt(p), str(p.answer)) for p in problems]
         rng = random.Random(f"{self.config.seed}-{split}-preference")
@@ -107,3 +119,30 @@ class ArithmeticTask(Dataset):
             PreferenceSample(self.prompt(p), self.completion(p.answer), self.completion(self.wrong_answer(p, rng)))
             for p in problems
         ]
+
+
+def worked_solution(problem: Problem, columns: int) -> str:
+    """Column arithmetic over ``columns`` places from the ones up, ending with the answer.
+
+    ``47 + 38`` -> ``7+8=15 4+3+1=8 so 85``; ``47 - 38`` -> ``17-8=9 4-1-3=0 so 9``; a
+    negative difference is worked as the reversed one, which the first clause states:
+    ``38 - 47`` -> ``47-38 17-8=9 4-1-3=0 so -9``. Each clause needs two digits of the
+    question and a one-digit sum, which a small model learns far sooner than the answer
+    in one go.
+    """
+    swap = problem.op == "-" and problem.a < problem.b
+    top, bottom = (problem.b, problem.a) if swap else (problem.a, problem.b)
+    clauses = [f"{top}-{bottom}"] if swap else []
+    carry = 0  # carried (addition) or borrowed (subtraction) into the current column
+    for place in range(columns):
+        x, y = top // 10**place % 10, bottom // 10**place % 10
+        if problem.op == "+":
+            value = x + y + carry
+            clauses.append(f"{x}+{y}" + (f"+{carry}" if carry else "") + f"={value}")
+            carry = value // 10
+        else:
+            borrow = int(x - carry < y)
+            value = x + 10 * borrow - carry - y
+            clauses.append(f"{x + 10 * borrow}" + (f"-{carry}" if carry else "") + f"-{y}={value}")
+            carry = borrow
+    return " ".join(clauses) + f" so {problem.answer}"

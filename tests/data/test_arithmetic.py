@@ -1,3 +1,5 @@
+import pytest
+
 from rlkit.data.arithmetic import ArithmeticTask
 from rlkit.types import SampleKind
 
@@ -27,3 +29,39 @@ def test_answers_are_correct_and_sizes_follow_config():
 def test_preference_pairs_differ():
     pairs = task().load("eval", SampleKind.PREFERENCE)
     assert all(p.chosen != p.rejected for p in pairs)
+
+
+def test_worked_solutions_compute_every_column_and_end_with_the_answer():
+    for digits in (1, 2, 3):
+        samples = task(digits=digits, worked_fraction=1.0).load("train", SampleKind.SFT)
+        for s in samples:
+            work, answer = s.completion.rsplit(" so ", 1)
+            assert answer == s.answer
+            clauses = work.split()
+            if s.answer.startswith("-"):  # a negative difference is worked reversed
+                top, bottom = map(int, clauses.pop(0).split("-"))
+                assert top - bottom == -int(s.answer)
+            assert len(clauses) == digits
+            for clause in clauses:
+                left, value = clause.split("=")
+                assert eval(left) == int(value)  # e.g. "4-1-3" == 0
+
+
+def test_worked_fraction_sets_the_share_of_worked_demonstrations():
+    assert not any(" so " in s.completion for s in task().load("train", SampleKind.SFT))
+    half = task(worked_fraction=0.5).load("train", SampleKind.SFT)
+    assert 0.4 < sum(" so " in s.completion for s in half) / len(half) < 0.6
+    assert half == task(worked_fraction=0.5).load("train", SampleKind.SFT)
+    assert all(" so " not in p.chosen for p in task(worked_fraction=1.0).load("train", SampleKind.PREFERENCE))
+
+
+def test_the_verifier_reads_the_answer_of_a_worked_solution():
+    from rlkit.trainer.evaluation import is_correct
+
+    assert is_correct("47-38 17-8=9 4-1-3=0 so -9", "-9")
+    assert not is_correct("7+8=15 4+3+1=8 so 84", "85")
+
+
+def test_bad_worked_fraction_is_named():
+    with pytest.raises(ValueError, match="data.worked_fraction"):
+        task(worked_fraction=1.5)

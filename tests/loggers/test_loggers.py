@@ -12,7 +12,7 @@ import pytest
 from rlkit.loggers.base import RunInfo
 from rlkit.loggers.console import ConsoleLogger
 from rlkit.loggers.jsonl import JsonlLogger, read_metrics, truncate_after
-from rlkit.loggers.plot import plot_metrics
+from rlkit.loggers.plot import Series, plot_metrics, plot_runs
 from rlkit.loggers.tensorboard import TensorBoardLogger
 from rlkit.loggers.wandb import ID_FILE, WandbLogger
 
@@ -134,3 +134,15 @@ def test_plot_writes_png(run: RunInfo, tmp_path: Path) -> None:
     )
     assert out == tmp_path / "plots" / "metrics.png"
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_runs_share_one_step_axis(tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    sft = Series("sft", [{"step": 0, "eval/accuracy": 0.0}, {"step": 600, "eval/accuracy": 0.4}])
+    grpo = Series("grpo", [{"step": 0, "eval/accuracy": 0.4}, {"step": 80, "eval/accuracy": 0.7, "reward/mean": 0.5}],
+                  first_step=600)
+    out = plot_runs([sft, grpo], ["eval/accuracy", "reward/mean"], tmp_path / "pipeline.png")
+    assert imread(out).shape[:2] == (440, 700)  # two 2.2-inch subplots, 7 inches wide, at 100 dpi
+    with pytest.raises(ValueError, match="at least one metric key"):
+        plot_runs([sft], [], tmp_path / "none.png")

@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 
 TINY = [
+    "algo=sft",
     "trainer.max_steps=4",
     "trainer.batch_size=16",
     "trainer.micro_batch_size=16",

@@ -167,7 +167,7 @@ def test_basic_launcher_summary_after_a_failed_job(tiny_model_dir, tmp_path):
     """Hydra skips on_multirun_end when a job failed; the summary comes all the same."""
     sweep = tmp_path / "sweep"
     cmd = [
-        sys.executable, "-m", "rlkit", "-m", "trainer.max_steps=2", "trainer.batch_size=8",
+        sys.executable, "-m", "rlkit", "-m", "algo=sft", "trainer.max_steps=2", "trainer.batch_size=8",
         "trainer.micro_batch_size=8", "trainer.eval_every=0", "trainer.eval_samples=8", "trainer.save_every=0",
         "data.train_size=64", "data.eval_size=8", "logger=[jsonl]", "data.digits=2,0",
         "sweep_summary.metric=eval/loss", f"hydra.sweep.dir={sweep}",

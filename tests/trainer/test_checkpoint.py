@@ -17,7 +17,7 @@ from transformers import AutoModelForCausalLM
 from rlkit.trainer.checkpoint import CheckpointManager, atomic_directory
 
 FAST_RUN = [
-    "data.train_size=2000", "data.eval_size=16", "trainer.eval_samples=16", "trainer.batch_size=16",
+    "algo=sft", "data.train_size=2000", "data.eval_size=16", "trainer.eval_samples=16", "trainer.batch_size=16",
     "trainer.micro_batch_size=8", "trainer.eval_every=0", "trainer.save_every=5", "trainer.keep_checkpoints=2",
     "trainer.max_steps=30", "logger=[jsonl]",
 ]
