@@ -7,9 +7,9 @@ from typing import Sequence
 
 import torch
 
-from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan
+from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
 from rlkit.algorithms.losses import sft_loss
-from rlkit.data.collate import TokenBatch, collate, pack, tokenize
+from rlkit.data.collate import TokenBatch, TokenizedSample, collate, pack, tokenize
 from rlkit.models.forward import target_logprobs
 from rlkit.trainer.evaluation import greedy_accuracy
 from rlkit.types import SampleKind, SFTSample
@@ -34,8 +34,21 @@ class SFT(Algorithm):
     sample_kind = SampleKind.SFT
     plot_keys = ("loss", "eval/loss", "eval/accuracy")
 
+    def __init__(self, config: SFTConfig, ctx: TrainContext):
+        super().__init__(config, ctx)
+        # Every epoch revisits the same samples; rendering chat templates and tokenising
+        # them again each time costs about a third of a tiny model's step on CPU.
+        self._token_ids: dict[SFTSample, TokenizedSample] = {}
+
+    def tokenized(self, sample: SFTSample) -> TokenizedSample:
+        ids = self._token_ids.get(sample)
+        if ids is None:
+            ids = self._token_ids[sample] = tokenize(self.ctx.tokenizer, sample.prompt, sample.completion,
+                                                     self.config.max_length)
+        return ids
+
     def batches(self, samples: Sequence[SFTSample], micro_batch_size: int) -> list[TokenBatch]:
-        tokenized = [tokenize(self.ctx.tokenizer, s.prompt, s.completion, self.config.max_length) for s in samples]
+        tokenized = [self.tokenized(s) for s in samples]
         chunks = [tokenized[i : i + micro_batch_size] for i in range(0, len(tokenized), micro_batch_size)]
         pad = self.ctx.tokenizer.pad_token_id
         if self.config.packing:
