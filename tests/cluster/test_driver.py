@@ -1,5 +1,5 @@
 """Whole runs on Ray: GRPO with generator and trainer actors learns as one process does,
-in split and colocated placements, through a generator's death, and asynchronously."""
+in split and colocated placements, and asynchronously through a generator's death."""
 
 from __future__ import annotations
 
@@ -64,33 +64,25 @@ def kill_when(run_dir: Path, after_steps: int, suffix: str, ray) -> threading.Th
     return thread
 
 
-def test_killed_generator_is_restarted_and_the_run_finishes(compose, ray_cluster, tmp_path):
+def test_async_rollouts_stay_within_the_staleness_bound_through_a_generator_death(compose, ray_cluster, tmp_path):
+    """Asynchronous rollouts, and generator 0 killed after step 2 (most likely while it samples
+    the next step's prompts, as generation overlaps training): Ray restarts it, the trainer
+    sends it the current weights, its prompts are sampled again, and the run finishes."""
     from rlkit.run import train
 
     steps = 8
     killer = kill_when(tmp_path, 2, "-generator-0", ray_cluster)
-    train(compose([*FORMAT_GRPO, f"trainer.max_steps={steps}", "cluster=split", "cluster.generators=2"]), tmp_path)
+    train(compose([*FORMAT_GRPO, f"trainer.max_steps={steps}", "cluster=split", "cluster.generators=2",
+                   "cluster.async_rollouts=true", "cluster.max_staleness=1", "+algo.off_policy=tis"]), tmp_path)
     killer.join(timeout=1)
     rows = step_rows(tmp_path)
     assert len(rows) == steps
     assert rows[-1]["generator/restarts"] >= 1
-    # The restarted actor got the current weights before sampling again.
-    assert max(r["mismatch/logprob_abs_diff"] for r in rows) < 1e-4
-
-
-def test_async_rollouts_are_at_most_max_staleness_steps_old(compose, ray_cluster, tmp_path):
-    from rlkit.run import train
-
-    steps = 8
-    train(compose([*FORMAT_GRPO, f"trainer.max_steps={steps}", "cluster=split", "cluster.generators=2",
-                   "cluster.async_rollouts=true", "cluster.max_staleness=1", "+algo.off_policy=tis"]), tmp_path)
-    rows = step_rows(tmp_path)
-    assert len(rows) == steps
     staleness = [r["async/staleness"] for r in rows]
     print("staleness per step:", staleness)
     assert max(staleness) <= 1
     # The first step has nothing prefetched; afterwards each step's rollouts were sampled
-    # while the previous step trained, by the weights from before its update.
+    # (at least in part) while the previous step trained, by the weights from before its update.
     assert rows[0]["async/prefetched"] == 0 and staleness[0] == 0
     assert all(r["async/prefetched"] == 1 for r in rows[1:])
     assert all(s == 1 for s in staleness[1:])
