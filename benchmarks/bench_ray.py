@@ -49,7 +49,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--generators", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the single-process run (each Ray actor has one per CPU it holds)")
     args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
 
     common = [
         "pipeline=none", "algo=grpo", "reward=math", "logger=[jsonl]", f"trainer.max_steps={args.steps}",
@@ -84,7 +90,8 @@ def main() -> None:
 
     completions = args.prompts * args.group
     print(f"model: hidden {args.hidden}, {args.layers} layers; {args.prompts} prompts x {args.group} completions "
-          f"per step, {args.steps} steps; Ray: 1 trainer, {args.generators} generator(s); {os.cpu_count()} CPU cores")
+          f"per step, {args.steps} steps; Ray: 1 trainer, {args.generators} generator(s); {os.cpu_count()} CPU cores; "
+          f"{args.threads} thread(s) in the single process, 1 per actor")
     print(f"{'':<12} {'step ms':>8} {'compl./s':>9} {'steps/s':>8} {'generate ms':>12} {'sync ms':>8} "
           f"{'staleness':>9} {'run s':>6}")
     for name, runs in results.items():

@@ -72,7 +72,7 @@ class RayGenerator(Generator):
         for ahead in range(1, self.config.max_staleness + 1):
             prompts = upcoming(ahead)
             key = Prefetcher.key(prompts, params)
-            if key not in self.prefetcher:
+            if prompts and key not in self.prefetcher:
                 self.prefetcher.add(key, Pending(self._submit(prompts, params), self.version))
 
     def update_weights(self, state_dict: Mapping[str, Any]) -> None:

@@ -194,6 +194,9 @@ class Trainer:
         return [self.train_samples[i] for i in self.shard(self.sampler.next_batch())]
 
     def upcoming_samples(self, ahead: int) -> list[Sample]:
+        """This rank's samples ``ahead`` steps after the current one (none past the last step)."""
+        if self.step + ahead >= self.config.max_steps:
+            return []
         return [self.train_samples[i] for i in self.shard(self.sampler.peek(ahead))]
 
     def sync_generator(self) -> float | None:
