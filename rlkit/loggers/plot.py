@@ -51,11 +51,12 @@ def plot_runs(
     axes = fig.subplots(len(keys), 1, sharex=True, squeeze=False)[:, 0]
     for ax, key in zip(axes, keys):
         drawn = False
-        for run in runs:
+        for index, run in enumerate(runs):
             points = [(run.first_step + r["step"], r[key]) for r in run.records if key in r]
             if points:
                 steps, values = zip(*points)
-                ax.plot(steps, values, marker="o" if len(points) <= 50 else None, markersize=3, label=run.label)
+                ax.plot(steps, values, marker="o" if len(points) <= 50 else None, markersize=3, label=run.label,
+                        color=f"C{index}")  # a run keeps its colour in every subplot
                 drawn = True
         if not drawn:
             ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", va="center")
