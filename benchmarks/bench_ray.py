@@ -39,6 +39,12 @@ def run(overrides: list[str], run_dir: Path) -> tuple[list[dict[str, float]], fl
     return [r for r in read_metrics(run_dir / "metrics.jsonl") if "time/step" in r], time.perf_counter() - start
 
 
+def median_of(runs: list[tuple[list[dict[str, float]], float]], key: str) -> float | None:
+    """Median over runs of each run's median over its steps (the first left out); None if not logged."""
+    values = [statistics.median(r[key] for r in rows[1:]) for rows, _ in runs if key in rows[-1]]
+    return statistics.median(values) if values else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, default=128)
@@ -95,16 +101,12 @@ def main() -> None:
     print(f"{'':<12} {'step ms':>8} {'compl./s':>9} {'steps/s':>8} {'generate ms':>12} {'sync ms':>8} "
           f"{'staleness':>9} {'run s':>6}")
     for name, runs in results.items():
-        def median(key: str) -> float | None:
-            values = [statistics.median(r[key] for r in rows[1:]) for rows, _ in runs if key in rows[-1]]
-            return statistics.median(values) if values else None
-
-        step = median("time/step")
-        sync = median("time/weight_sync")
-        stale = median("async/staleness")
+        step = median_of(runs, "time/step")
+        sync = median_of(runs, "time/weight_sync")
+        stale = median_of(runs, "async/staleness")
         wall = statistics.median(w for _, w in runs)
         print(f"{name:<12} {step * 1e3:8.1f} {completions / step:9.1f} {1 / step:8.2f} "
-              f"{median('time/generate') * 1e3:12.1f} {'-' if sync is None else f'{sync * 1e3:.1f}':>8} "
+              f"{median_of(runs, 'time/generate') * 1e3:12.1f} {'-' if sync is None else f'{sync * 1e3:.1f}':>8} "
               f"{'-' if stale is None else f'{stale:.2f}':>9} {wall:6.1f}")
     print("run s: whole run (Ray: actor start-up, model loading, evaluation and export included)")
     for name, runs in results.items():

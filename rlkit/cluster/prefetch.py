@@ -16,9 +16,9 @@ wrong (dynamic sampling drew other prompts) costs generation time, never correct
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Hashable
+from typing import Any
 
 from rlkit.types import Prompt, SamplingParams
 

@@ -63,7 +63,7 @@ PROMPTS = [f"{a}+{b}=" for a in range(4) for b in range(3)]
 
 
 def test_pushed_weights_give_the_trainers_logprobs(group):
-    actors, generator = group
+    _, generator = group
     tokenizer = load_tokenizer(MODEL)
     for seed in (1, 2):  # two pushes in a row: each replaces the previous weights
         policy = perturbed_policy(seed)
