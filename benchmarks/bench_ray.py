@@ -75,7 +75,7 @@ def main() -> None:
     variants = {
         "one process": common,
         "ray": ray_common,
-        "ray async": [*ray_common, "cluster.async_rollouts=true", "+algo.off_policy=tis"],
+        "ray async": [*ray_common, "cluster.async_rollouts=true", "algo.off_policy=tis"],
     }
 
     import ray

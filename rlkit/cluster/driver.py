@@ -34,8 +34,7 @@ def check_async(config: ClusterConfig, algo_name: str, algo_config: Any) -> None
                          "(algo.off_policy); use an algorithm that has one, e.g. algo=grpo")
     if correction == "none":
         raise ValueError("cluster.async_rollouts=true samples with weights up to cluster.max_staleness steps old: "
-                         "set algo.off_policy=ratio or algo.off_policy=tis (+algo.off_policy=... when the "
-                         "algo preset does not list it)")
+                         "set algo.off_policy=ratio or algo.off_policy=tis")
 
 
 def train_on_cluster(cfg: DictConfig, run_dir: Path) -> dict[str, float]:

@@ -73,7 +73,7 @@ def test_async_rollouts_stay_within_the_staleness_bound_through_a_generator_deat
     steps = 8
     killer = kill_when(tmp_path, 2, "-generator-0", ray_cluster)
     train(compose([*FORMAT_GRPO, f"trainer.max_steps={steps}", "cluster=split", "cluster.generators=2",
-                   "cluster.async_rollouts=true", "cluster.max_staleness=1", "+algo.off_policy=tis"]), tmp_path)
+                   "cluster.async_rollouts=true", "cluster.max_staleness=1", "algo.off_policy=tis"]), tmp_path)
     killer.join(timeout=1)
     rows = step_rows(tmp_path)
     assert len(rows) == steps
