@@ -18,24 +18,33 @@ from pathlib import Path
 from bench_preference import run
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_grpo_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
+    """The model and step-size options shared with bench_ray.py."""
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--prompts", type=int, default=16, help="prompts per step")
     parser.add_argument("--group", type=int, default=8, help="completions per prompt")
     parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=20)
-    args = parser.parse_args()
+    parser.add_argument("--steps", type=int, default=steps)
 
-    overrides = [
-        "algo=grpo", "reward=math", "logger=[jsonl]", f"trainer.max_steps={args.steps}",
+
+def grpo_overrides(args: argparse.Namespace) -> list[str]:
+    """A GRPO run with the math verifier on the tiny model that ``args`` sizes."""
+    return [
+        "pipeline=none", "algo=grpo", "reward=math", "logger=[jsonl]", f"trainer.max_steps={args.steps}",
         "trainer.eval_every=0", "trainer.save_every=0", "trainer.eval_samples=8",
         f"trainer.batch_size={args.prompts}", f"trainer.micro_batch_size={args.prompts * args.group}",
         f"algo.group_size={args.group}", f"algo.sampling.max_new_tokens={args.max_new_tokens}",
         f"model.tiny.hidden_size={args.hidden}", f"model.tiny.intermediate_size={2 * args.hidden}",
         f"model.tiny.num_layers={args.layers}",
     ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_grpo_arguments(parser, steps=20)
+    args = parser.parse_args()
+    overrides = grpo_overrides(args)
     with tempfile.TemporaryDirectory() as tmp:
         steps = run(overrides, Path(tmp))[1:]
 

@@ -26,17 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_preference import composed
+from bench_grpo import add_grpo_arguments, grpo_overrides
+from bench_preference import run
 
 
-def run(overrides: list[str], run_dir: Path) -> tuple[list[dict[str, float]], float]:
-    """Train; the per-step records of its metrics.jsonl and the run's wall time."""
-    from rlkit.loggers.jsonl import read_metrics
-    from rlkit.run import train
-
+def timed_run(overrides: list[str], run_dir: Path) -> tuple[list[dict[str, float]], float]:
+    """The per-step records of a run's metrics.jsonl and the run's wall time."""
     start = time.perf_counter()
-    train(composed(overrides), run_dir)
-    return [r for r in read_metrics(run_dir / "metrics.jsonl") if "time/step" in r], time.perf_counter() - start
+    steps = run(overrides, run_dir)
+    return steps, time.perf_counter() - start
 
 
 def median_of(runs: list[tuple[list[dict[str, float]], float]], key: str) -> float | None:
@@ -47,12 +45,7 @@ def median_of(runs: list[tuple[list[dict[str, float]], float]], key: str) -> flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--prompts", type=int, default=16, help="prompts per step")
-    parser.add_argument("--group", type=int, default=8, help="completions per prompt")
-    parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=12)
+    add_grpo_arguments(parser, steps=12)
     parser.add_argument("--generators", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1,
@@ -63,14 +56,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
 
-    common = [
-        "pipeline=none", "algo=grpo", "reward=math", "logger=[jsonl]", f"trainer.max_steps={args.steps}",
-        "trainer.eval_every=0", "trainer.save_every=0", "trainer.eval_samples=8",
-        f"trainer.batch_size={args.prompts}", f"trainer.micro_batch_size={args.prompts * args.group}",
-        f"algo.group_size={args.group}", f"algo.sampling.max_new_tokens={args.max_new_tokens}",
-        f"model.tiny.hidden_size={args.hidden}", f"model.tiny.intermediate_size={2 * args.hidden}",
-        f"model.tiny.num_layers={args.layers}",
-    ]
+    common = grpo_overrides(args)
     ray_common = [*common, "cluster=split", f"cluster.generators={args.generators}"]
     variants = {
         "one process": common,
@@ -89,7 +75,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for repeat in range(args.repeats):
                 for name, overrides in variants.items():
-                    results[name].append(run(overrides, Path(tmp) / f"{name}-{repeat}".replace(" ", "_")))
+                    results[name].append(timed_run(overrides, Path(tmp) / f"{name}-{repeat}".replace(" ", "_")))
     finally:
         ray.shutdown()
         shutil.rmtree(ray_temp, ignore_errors=True)
