@@ -104,6 +104,11 @@ class GeneratorLost(RuntimeError):
     """A generator actor died and could not be brought back."""
 
 
+def restarts_exhausted(name: str, cause: Exception) -> GeneratorLost:
+    return GeneratorLost(f"generator actor {name} died and will not be restarted "
+                         f"(cluster.max_restarts exhausted): {cause}")
+
+
 @dataclass
 class Shard:
     """One actor's share of a generate call, in flight."""
@@ -196,8 +201,7 @@ class GeneratorGroup:
         """Wait for actor ``index`` to restart, then send it the latest weights."""
         name = self.names[index]
         if isinstance(exc, ActorDiedError):
-            raise GeneratorLost(f"generator actor {name} died and will not be restarted "
-                                f"(cluster.max_restarts exhausted): {exc}") from exc
+            raise restarts_exhausted(name, exc) from exc
         deadline = time.monotonic() + self.restart_timeout_s
         actor = self.actors[index]
         while True:
@@ -205,8 +209,7 @@ class GeneratorGroup:
                 held = ray.get(actor.ready.remote())
                 break
             except ActorDiedError as died:
-                raise GeneratorLost(f"generator actor {name} died and will not be restarted "
-                                    f"(cluster.max_restarts exhausted): {died}") from died
+                raise restarts_exhausted(name, died) from died
             except RayActorError:
                 if time.monotonic() > deadline:
                     raise GeneratorLost(f"generator actor {name} did not come back within "
