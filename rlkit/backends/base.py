@@ -138,14 +138,26 @@ class Backend(ABC):
 
     def load_sharded(self, directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Read state written by :meth:`save_sharded` (any world size) into ``model`` and
-        ``optimizer``, resharding as needed. Collective."""
+        ``optimizer``, resharding as needed. Collective. Its pickles are read with
+        restricted unpicklers (:mod:`rlkit.backends.safe_dcp`); a failure on any rank is
+        raised as that rank's own exception, not DCP's ``BaseException`` wrapper."""
         import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.api import CheckpointException
         from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_state_dict
 
+        from rlkit.backends.safe_dcp import SafeFileSystemReader, SafeLoadPlanner
+
         state = _dcp_state(model, optimizer)
+        reader = SafeFileSystemReader(directory)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-            dcp.load(state, checkpoint_id=str(directory))
+            try:
+                dcp.load(state, storage_reader=reader, planner=SafeLoadPlanner(reader))
+            except CheckpointException as exc:
+                rank, (cause, _) = next(iter(exc.failures.items()))
+                if isinstance(cause, Exception):
+                    raise cause from None
+                raise RuntimeError(f"loading {directory} failed on rank {rank}: {cause!r}") from None
         if optimizer is None:
             set_model_state_dict(model, state["model"])
         else:
