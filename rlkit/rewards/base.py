@@ -8,6 +8,13 @@ every reward shares (``on_error`` in its config):
   names the reward, the sample's index and a short preview of its prompt and completion.
 * ``"zero"``: a failing sample scores 0 (and 0 in every part), ``RewardOutput.failures``
   counts it, and one warning per batch reports how many failed and the first error.
+
+Time limits (``timeout_s`` for the whole batch, ``sample_timeout_s`` for one sample; null:
+none) turn a hung scoring call into such a failure: the call is abandoned, its sample fails
+with :class:`RewardTimeout`, and ``on_error`` decides as for any other error. With a limit
+set, samples are scored in a daemon thread that is left behind when a call hangs. Python
+code (loops, sleeps, sockets, subprocesses) is abandoned this way; a C extension that
+never releases the GIL cannot be, and belongs in a subprocess of the reward function.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import queue
+import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Mapping, Sequence, Union
+from typing import Callable, Iterator, Mapping, Optional, Sequence, Union
 
 from rlkit.types import Completion, PromptSample, RewardOutput
 
@@ -64,6 +74,10 @@ class RewardError(RuntimeError):
         )
 
 
+class RewardTimeout(TimeoutError):
+    """A scoring call took longer than its time limit and was abandoned."""
+
+
 class PerSampleReward(Reward):
     """A reward computed independently for each (sample, completion) pair.
 
@@ -74,6 +88,10 @@ class PerSampleReward(Reward):
     @dataclass
     class Config:
         on_error: str = "raise"  # "raise" | "zero", see the module docstring
+        #: Seconds one batch may take (null: no limit); samples left unscored then fail.
+        timeout_s: Optional[float] = None
+        #: Seconds one sample may take (null: no limit); a slower call is abandoned and fails.
+        sample_timeout_s: Optional[float] = None
 
     def __init__(self, config: PerSampleReward.Config):
         self.config = config
@@ -81,6 +99,10 @@ class PerSampleReward(Reward):
             raise ValueError(
                 f"{self.name}: on_error must be one of {ON_ERROR}, got {config.on_error!r}"
             )
+        for key in ("timeout_s", "sample_timeout_s"):
+            limit = getattr(config, key)
+            if limit is not None and not (isinstance(limit, (int, float)) and limit > 0):
+                raise ValueError(f"reward.{key} must be a positive number of seconds or null, got {limit!r}")
 
     @property
     def name(self) -> str:
@@ -105,9 +127,10 @@ class PerSampleReward(Reward):
         scores: list[float] = []
         rows: list[dict[str, float]] = []
         errors: list[RewardError] = []
-        for index, (sample, completion) in enumerate(zip(samples, completions)):
+        for index, result in enumerate(self._score_all(samples, completions)):
+            sample, completion = samples[index], completions[index]
             try:
-                score, parts = _checked(self.score(sample, completion))
+                score, parts = _checked(result())
             except Exception as exc:  # any failure of the scoring code is handled by on_error
                 error = RewardError(self.name, index, sample, completion, exc)
                 if self.config.on_error == "raise":
@@ -130,6 +153,77 @@ class PerSampleReward(Reward):
             parts={name: [row.get(name, 0.0) for row in rows] for name in names},
             failures=len(errors),
         )
+
+
+    def _score_all(
+        self, samples: Sequence[PromptSample], completions: Sequence[Completion]
+    ) -> Iterator[Callable[[], Score]]:
+        """Per sample, in order, a thunk returning its score or raising its error."""
+        batch_limit, sample_limit = self.config.timeout_s, self.config.sample_timeout_s
+        if batch_limit is None and sample_limit is None:
+            for sample, completion in zip(samples, completions):
+                yield lambda s=sample, c=completion: self.score(s, c)
+            return
+        batch_deadline = None if batch_limit is None else time.monotonic() + batch_limit
+        worker: _ScoringThread | None = None
+        try:
+            for sample, completion in zip(samples, completions):
+                now = time.monotonic()
+                waits = [(sample_limit, f"reward.sample_timeout_s={sample_limit:g}")] if sample_limit else []
+                if batch_deadline is not None:
+                    waits.append((batch_deadline - now, f"reward.timeout_s={batch_limit:g} for the batch"))
+                wait, limit = min(waits)
+                if wait <= 0:
+                    yield _raiser(RewardTimeout(f"not scored: {limit} ran out"))
+                    continue
+                worker = worker or _ScoringThread(self.score, self.name)
+                outcome = worker.submit(sample, completion, wait)
+                if outcome is None:
+                    worker.abandon()  # it is stuck in the call; the next sample gets a new thread
+                    worker = None
+                    yield _raiser(RewardTimeout(f"no score after {wait:.3g} s ({limit}); the call was abandoned"))
+                else:
+                    yield outcome
+        finally:
+            if worker is not None:
+                worker.abandon()
+
+
+class _ScoringThread:
+    """Runs ``score`` calls one at a time in a daemon thread, so a hung one can be left behind."""
+
+    def __init__(self, score: Callable[[PromptSample, Completion], Score], name: str):
+        self._score = score
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._results: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._run, name=f"reward {name}", daemon=True).start()
+
+    def _run(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            try:
+                value = self._score(*task)
+                self._results.put(lambda value=value: value)
+            except Exception as exc:
+                self._results.put(_raiser(exc))
+
+    def submit(self, sample: PromptSample, completion: Completion, timeout: float) -> Callable[[], Score] | None:
+        """The call's outcome as a thunk, or None when it did not return within ``timeout``."""
+        self._tasks.put((sample, completion))
+        try:
+            return self._results.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def abandon(self) -> None:
+        """Stop after the current call (a hung call keeps the daemon thread until exit)."""
+        self._tasks.put(None)
+
+
+def _raiser(exc: Exception) -> Callable[[], Score]:
+    def fail() -> Score:
+        raise exc
+
+    return fail
 
 
 def _checked(value: Score) -> tuple[float, dict[str, float]]:
