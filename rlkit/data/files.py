@@ -13,9 +13,14 @@ from rlkit.types import Sample, SampleKind
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """``(line number, object)`` for each non-blank line."""
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    """``(line number, object)`` for each non-blank line (UTF-8; other bytes name the row)."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(str(path), number, f"not UTF-8: byte {raw[exc.start:exc.start + 1]!r} at column "
+                                f"{len(raw[:exc.start].decode('utf-8', 'replace')) + 1}") from None
             if not line.strip():
                 continue
             try:

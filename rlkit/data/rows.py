@@ -98,10 +98,11 @@ def parse_preference(row: Mapping) -> PreferenceSample:
     margin = row.get("margin")
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin)):
         raise ValueError(f"'margin' must be a finite number, got {margin!r}")
-    return PreferenceSample(
-        parse_prompt(row["prompt"]), _text(row, "chosen"), _text(row, "rejected"),
-        None if margin is None else float(margin),
-    )
+    chosen, rejected = _text(row, "chosen"), _text(row, "rejected")
+    if chosen == rejected:
+        # The pair carries no preference: every loss term would be zero or constant.
+        raise ValueError(f"'chosen' and 'rejected' are the same text ({chosen[:40]!r}); a pair must differ")
+    return PreferenceSample(parse_prompt(row["prompt"]), chosen, rejected, None if margin is None else float(margin))
 
 
 def parse_prompt_row(row: Mapping) -> PromptSample:

@@ -29,7 +29,29 @@ def resolve_path(config: ModelConfig) -> str:
     """Where ``from_pretrained`` reads the model: the built-in model's cache dir or the given id."""
     if config.name_or_path.startswith(BUILTIN_PREFIX):
         return str(materialize(config.name_or_path, config.tiny))
-    return config.name_or_path
+    return checked_location(config.name_or_path, "model.name_or_path")
+
+
+def checked_location(name_or_path: str, key: str) -> str:
+    """``name_or_path`` when it is an existing directory or could be a hub id; a name that
+    can only be a local path (``/...``, ``./...``, ``~/...``, two or more ``/``) and does
+    not exist raises ``FileNotFoundError`` naming ``key`` and the directory."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise NotADirectoryError(f"{key}: {name_or_path} is a file, not a model directory")
+        return str(path)
+    looks_local = name_or_path.startswith(("/", ".", "~"))
+    try:
+        validate_repo_id(name_or_path)
+    except HFValidationError:
+        looks_local = True
+    if looks_local:
+        raise FileNotFoundError(f"{key}: directory not found: {name_or_path}")
+    return name_or_path
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -39,7 +61,7 @@ def torch_dtype(name: str) -> torch.dtype:
 
 
 def load_tokenizer(config: ModelConfig) -> PreTrainedTokenizerBase:
-    path = config.tokenizer or resolve_path(config)
+    path = checked_location(config.tokenizer, "model.tokenizer") if config.tokenizer else resolve_path(config)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
     if tokenizer.pad_token is None:
         # Padding positions are always masked, so any token id serves; EOS is the usual choice.
