@@ -6,18 +6,31 @@ Numbers are understood in these forms: ``42``, ``-3.5``, ``.5``, ``1,234,567``, 
 ``\\frac{3}{4}`` (also ``\\dfrac``, ``\\tfrac``, ``\\frac34``, ``-\\frac{1}{2}``), inside
 ``$...$``, ``\\(...\\)``, ``\\[...\\]``, ``\\boxed{...}``, ``\\left( ... \\right)`` or
 parentheses, with a trailing period. A percent sign is dropped: ``50%`` reads as 50.
-Answers that are not numbers are compared as strings, ignoring case, whitespace and the
-wrappers above.
+Answers that are not both numbers are equal when their normalized strings are (ignoring
+case, whitespace and the wrappers above), else when Hugging Face's ``math-verify`` finds them
+symbolically equal (``x=3`` and ``3``, ``\\pi/2`` and ``\\frac{\\pi}{2}``, ``10^{3}`` and
+``1000``, ``\\{1,2\\}`` and ``\\{2,1\\}``). The numeric and string paths decide most
+answers of arithmetic tasks in microseconds; sympy is imported and called only for the rest,
+under a per-comparison time limit.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
+import logging
 import math
 import re
+import select
+import subprocess
+import sys
 from dataclasses import dataclass
+from typing import IO
 
 from rlkit.rewards.base import PerSampleReward
 from rlkit.types import Completion, PromptSample
+
+_log = logging.getLogger(__name__)
 
 # A plain decimal: digits with optional thousands separators, optional fraction digits.
 _DECIMAL = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|\.\d+"
@@ -66,14 +79,131 @@ def extract_answer(text: str) -> str | None:
 
 
 def answers_match(
-    predicted: str, reference: str, rel_tol: float = 1e-6, abs_tol: float = 1e-9
+    predicted: str,
+    reference: str,
+    rel_tol: float = 1e-6,
+    abs_tol: float = 1e-9,
+    symbolic: bool = True,
+    timeout_s: float = 5.0,
 ) -> bool:
-    """Whether two answers agree: numerically within tolerance when both are numbers,
-    otherwise as normalized strings."""
+    """Whether ``predicted`` agrees with ``reference``: numerically within tolerance when
+    both are numbers; otherwise equal as normalized strings, or (``symbolic``) judged
+    equal by ``math-verify`` within ``timeout_s`` seconds (a comparison that runs out of
+    time counts as different)."""
     p, r = _to_number(predicted), _to_number(reference)
     if p is not None and r is not None:
         return math.isclose(p, r, rel_tol=rel_tol, abs_tol=abs_tol)
-    return _normalize(predicted).lower() == _normalize(reference).lower()
+    if _normalize(predicted).lower() == _normalize(reference).lower():
+        return True
+    return symbolic and symbolically_equal(predicted, reference, timeout_s)
+
+
+def symbolically_equal(predicted: str, reference: str, timeout_s: float = 5.0) -> bool:
+    """``math-verify``'s judgement of two LaTeX answers (``reference`` is the gold one:
+    ``x=3`` matches a reference ``3``), made in a worker process that is killed and
+    replaced when one comparison takes over ``timeout_s`` seconds (then: different).
+
+    A process, not a signal, bounds the time: sympy spends it in single C calls (``9^{9^{9^9}}``
+    is one integer power) that no Python-level signal handler can interrupt.
+    """
+    try:
+        return _worker().compare(predicted, reference, timeout_s)
+    except TimeoutError:
+        _log.warning("math verifier: comparing %r with %r took over %ss; judged different",
+                     predicted[:80], reference[:80], timeout_s)
+        return False
+
+
+def compare_symbolically(predicted: str, reference: str) -> bool:
+    """math-verify's ``verify(parse(reference), parse(predicted))``, with no time limit."""
+    from math_verify import parse, verify
+
+    # Its own timeouts (signal.alarm) are off: the caller's process bounds the time.
+    gold = parse(_as_latex(reference), parsing_timeout=None)
+    target = parse(_as_latex(predicted), parsing_timeout=None)
+    return bool(gold and target and verify(gold, target, timeout_seconds=None))
+
+
+def serve(stdin: IO[str], stdout: IO[str]) -> None:
+    """The worker process (``python -m rlkit.rewards.math``): one JSON ``[predicted,
+    reference]`` per line in, ``true``/``false`` per line out, until stdin closes."""
+    logging.getLogger("math_verify").setLevel(logging.ERROR)  # its "timeout is disabled" notices
+    compare_symbolically("x=1", "1")  # sympy and the LaTeX parser load before "ready": untimed
+
+    print("ready", file=stdout, flush=True)
+    for line in stdin:
+        predicted, reference = json.loads(line)
+        try:
+            equal = compare_symbolically(predicted, reference)
+        except Exception:  # an answer sympy cannot read is not equal to anything
+            equal = False
+        print(json.dumps(equal), file=stdout, flush=True)
+
+
+class _SymbolicWorker:
+    """One worker process per rlkit process, started on first use, so the numeric and
+    string paths never pay sympy's ~2 s import. A subprocess of its own (not
+    multiprocessing), so it never re-imports the user's ``__main__``."""
+
+    START_TIMEOUT_S = 120.0
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen | None = None
+
+    def compare(self, predicted: str, reference: str, timeout_s: float) -> bool:
+        if self._process is None or self._process.poll() is not None:
+            self._start()
+        self._process.stdin.write(json.dumps([predicted, reference]) + "\n")
+        self._process.stdin.flush()
+        return json.loads(self._read_line(timeout_s))
+
+    def _start(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "rlkit.rewards.math"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, bufsize=1,
+        )
+        try:
+            ready = self._read_line(self.START_TIMEOUT_S)
+        except TimeoutError:
+            ready = None
+        if ready != "ready":
+            self.stop()
+            raise RuntimeError("the math-verify worker process (python -m rlkit.rewards.math) did not start")
+
+    def _read_line(self, timeout_s: float) -> str:
+        """The worker's next line; kills it and raises TimeoutError after ``timeout_s``."""
+        readable, _, _ = select.select([self._process.stdout], [], [], timeout_s)
+        if not readable:
+            self.stop()
+            raise TimeoutError
+        return self._process.stdout.readline().strip()
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process.stdin.close()
+            self._process.stdout.close()
+        self._process = None
+
+
+_WORKER: _SymbolicWorker | None = None
+
+
+def _worker() -> _SymbolicWorker:
+    global _WORKER
+    if _WORKER is None:
+        _WORKER = _SymbolicWorker()
+        atexit.register(_WORKER.stop)
+    return _WORKER
+
+
+def _as_latex(answer: str) -> str:
+    """``answer`` in math mode for math-verify's LaTeX extraction, unless it already is."""
+    s = answer.strip()
+    if s.startswith(("$", "\\(", "\\[")) or _BOXED.match(s):
+        return s
+    return f"${s}$"
 
 
 class MathVerifier(PerSampleReward):
@@ -87,6 +217,10 @@ class MathVerifier(PerSampleReward):
         abs_tol: float = 1e-9
         correct_score: float = 1.0
         wrong_score: float = 0.0
+        #: Compare answers that are not both numbers with math-verify (sympy) too.
+        symbolic: bool = True
+        #: Seconds one symbolic comparison may take before it counts as different.
+        symbolic_timeout_s: float = 5.0
 
     config: Config
 
@@ -94,8 +228,9 @@ class MathVerifier(PerSampleReward):
         if sample.answer is None:
             raise ValueError("sample has no reference answer")
         predicted = extract_answer(completion.text)
+        c = self.config
         correct = predicted is not None and answers_match(
-            predicted, sample.answer, self.config.rel_tol, self.config.abs_tol
+            predicted, sample.answer, c.rel_tol, c.abs_tol, c.symbolic, c.symbolic_timeout_s
         )
         return self.config.correct_score if correct else self.config.wrong_score
 
@@ -175,3 +310,7 @@ def _to_number(answer: str) -> float | None:
     if num is None or den is None or den == 0:
         return None
     return num / den
+
+
+if __name__ == "__main__":
+    serve(sys.stdin, sys.stdout)
