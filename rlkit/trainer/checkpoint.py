@@ -14,13 +14,20 @@ on load), so a run saved on 8 ranks resumes on 2 or on one process.
 A checkpoint is written to a hidden temporary directory and renamed into place, so an
 interrupted save never replaces or corrupts a complete one: every ``step_*`` directory is
 complete. With several ranks, rank 0 creates the staging directory, every rank writes into
-it, and rank 0 renames it only after all of them have finished (a barrier). Trainer state
-is read with ``torch.load(weights_only=True)``, which refuses to unpickle arbitrary
-objects; weights are safetensors.
+it, and rank 0 renames it only after all of them have finished (a barrier). A save that
+fails (a full disk) removes its staging directory; one left by a killed process is removed
+when the next run starts (:meth:`CheckpointManager.remove_partial`).
+
+Files can still be damaged after the fact, so a resume takes the newest checkpoint that
+passes :func:`rlkit.trainer.integrity.checkpoint_problem`, warning once about each newer
+one it skips. Nothing is unpickled without a restriction: trainer state with
+``torch.load(weights_only=True)``, sharded state through :mod:`rlkit.backends.safe_dcp`;
+weights are safetensors.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -30,7 +37,11 @@ from typing import Any, Callable
 
 import torch
 
+_log = logging.getLogger(__name__)
+
 STEP_DIR = re.compile(r"^step_(\d+)$")
+#: Hidden siblings of a directory being written (``.tmp-``) or replaced (``.old-``).
+PARTIAL_PREFIXES = (".tmp-", ".old-")
 TRAINER_STATE = "trainer_state.pt"
 #: Sharded model and optimizer state (torch.distributed.checkpoint) inside a checkpoint.
 SHARDED_DIR = "dcp"
@@ -54,7 +65,11 @@ def restore_rng(state: dict[str, Any]) -> None:
 def atomic_directory(target: Path, write: Callable[[Path], None]) -> Path:
     """Run ``write(tmp)`` into a sibling temporary directory, then move it to ``target``."""
     staging = begin_staging(target)
-    write(staging)
+    try:
+        write(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # a full disk gets its space back
+        raise
     return commit_staging(staging, target)
 
 
@@ -100,6 +115,29 @@ class CheckpointManager:
         steps = self.steps()
         return steps[-1][1] if steps else None
 
+    def latest_usable(self) -> Path | None:
+        """The newest checkpoint that passes the integrity checks, logging one warning
+        naming what is wrong with each newer one; None when there are no checkpoints.
+        Raises ``CheckpointError`` when checkpoints exist and none is usable."""
+        from rlkit.trainer.integrity import checkpoint_problem
+
+        skipped = []
+        for _, path in reversed(self.steps()):
+            problem = checkpoint_problem(path, TRAINER_STATE, SHARDED_DIR)
+            if problem is None:
+                for bad, why in skipped:
+                    _log.warning("checkpoint %s is unusable: %s; resuming from %s instead", bad.name, why, path.name)
+                return path
+            skipped.append((path, problem))
+        if skipped:
+            raise CheckpointError(f"no usable checkpoint in {self.directory}: " + "; ".join(
+                f"{path.name}: {why}" for path, why in skipped) + " (delete them to start over)")
+        return None
+
+    def remove_partial(self) -> None:
+        """Delete staging directories left by a killed save (call it holding the run's lock)."""
+        remove_partial(self.directory)
+
     def save(self, step: int, write_model: Callable[[Path], None], trainer_state: dict[str, Any]) -> Path:
         def write(directory: Path) -> None:
             write_model(directory)
@@ -119,4 +157,19 @@ class CheckpointManager:
 
     @staticmethod
     def load_trainer_state(path: Path) -> dict[str, Any]:
-        return torch.load(path / TRAINER_STATE, weights_only=True)
+        from rlkit.trainer.integrity import load_trainer_state
+
+        return load_trainer_state(path / TRAINER_STATE)
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint of a run directory can be resumed from."""
+
+
+def remove_partial(directory: Path) -> None:
+    """Delete the hidden staging directories of :func:`begin_staging`/:func:`commit_staging`
+    in ``directory`` (left by a process that was killed while writing)."""
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if path.name.startswith(PARTIAL_PREFIXES) and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
