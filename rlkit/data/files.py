@@ -1,4 +1,4 @@
-"""Datasets from local JSONL/Parquet files and from Hugging Face ``datasets``."""
+"""Datasets from local JSONL/Parquet files (``data=files``) and from Hugging Face ``datasets`` (``data=hf``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from rlkit.data.base import DataError, Dataset
-from rlkit.data.rows import parse_rows
+from rlkit.data.mapping import RowMapping, parse_mapped_rows
 from rlkit.types import Sample, SampleKind
 
 
@@ -44,11 +44,17 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 @dataclass
-class FileDatasetConfig:
+class FileDatasetConfig(RowMapping):
     train: str = "???"
     #: Held-out file; when absent, the last ``eval_fraction`` of the train rows is held out.
     eval: Optional[str] = None
     eval_fraction: float = 0.0
+
+
+def held_out_split(samples: list[Sample], split: str, eval_fraction: float) -> list[Sample]:
+    """The train part or the held-out last ``eval_fraction`` of ``samples``."""
+    held_out = int(len(samples) * eval_fraction)
+    return samples[: len(samples) - held_out] if split == "train" else samples[len(samples) - held_out :]
 
 
 class FileDataset(Dataset):
@@ -60,29 +66,34 @@ class FileDataset(Dataset):
     def load(self, split: str, kind: SampleKind) -> list[Sample]:
         if split == "eval" and self.config.eval:
             return self._parse(Path(self.config.eval), kind)
-        samples = self._parse(Path(self.config.train), kind)
-        held_out = int(len(samples) * self.config.eval_fraction)
-        if split == "train":
-            return samples[: len(samples) - held_out]
-        return samples[len(samples) - held_out :]
+        return held_out_split(self._parse(Path(self.config.train), kind), split, self.config.eval_fraction)
 
-    @staticmethod
-    def _parse(path: Path, kind: SampleKind) -> list[Sample]:
-        return parse_rows(read_rows(path), kind, str(path))
+    def _parse(self, path: Path, kind: SampleKind) -> list[Sample]:
+        return parse_mapped_rows(read_rows(path), kind, str(path), self.config)
 
 
 @dataclass
-class HubDatasetConfig:
-    #: A hub id, a local dataset directory (``save_to_disk``) or a builder name (``json``, ...).
+class HubDatasetConfig(RowMapping):
+    #: A hub id (``openai/gsm8k``), a local directory laid out like a hub repository, a
+    #: directory written by ``save_to_disk``, or a builder (``json``, ``parquet``, with ``data_files``).
     path: str = "???"
+    #: The dataset's configuration, ``load_dataset``'s ``name`` (``data.name`` picks the component).
     subset: Optional[str] = None
+    #: Training split; slices work as in ``load_dataset`` (``train[:1000]``).
+    split: str = "train"
+    #: Held-out split; null: the last ``eval_fraction`` of ``split``.
+    eval_split: Optional[str] = None
+    eval_fraction: float = 0.0
+    #: A git revision (branch, tag or commit) of the hub repository.
+    revision: Optional[str] = None
     data_files: Optional[Any] = None
-    train_split: str = "train"
-    eval_split: Optional[str] = "test"
+    #: Read at most this many rows of each split (0: all).
+    max_rows: int = 0
 
 
 class HubDataset(Dataset):
-    """A Hugging Face ``datasets`` dataset; rows must have the shapes in :mod:`rlkit.data.rows`."""
+    """A Hugging Face ``datasets`` dataset, read with ``load_dataset`` (``load_from_disk`` for
+    a ``save_to_disk`` directory) and mapped to rlkit's rows (:mod:`rlkit.data.mapping`)."""
 
     Config = HubDatasetConfig
 
@@ -90,17 +101,36 @@ class HubDataset(Dataset):
         self.config = config
 
     def load(self, split: str, kind: SampleKind) -> list[Sample]:
-        name = self.config.train_split if split == "train" else self.config.eval_split
-        if name is None:
-            return []
-        rows = enumerate(self._split(name), start=1)
-        return parse_rows(rows, kind, f"{self.config.path}[{name}]")
+        c = self.config
+        if split == "eval" and c.eval_split:
+            return self._parse(c.eval_split, kind)
+        return held_out_split(self._parse(c.split, kind), split, c.eval_fraction)
 
-    def _split(self, name: str):
+    def source(self, split: str) -> str:
+        """How errors name the data: ``path:subset[split]``."""
+        return f"{self.config.path}{':' + self.config.subset if self.config.subset else ''}[{split}]"
+
+    def _parse(self, split: str, kind: SampleKind) -> list[Sample]:
+        rows = self._rows(split)
+        if self.config.max_rows:
+            rows = rows.select(range(min(self.config.max_rows, len(rows))))
+        return parse_mapped_rows(enumerate(rows, start=1), kind, self.source(split), self.config)
+
+    def _rows(self, split: str):
         import datasets
 
-        path = Path(self.config.path)
+        c = self.config
+        path = Path(c.path).expanduser()
         if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
             loaded = datasets.load_from_disk(str(path))
-            return loaded[name] if isinstance(loaded, datasets.DatasetDict) else loaded
-        return datasets.load_dataset(self.config.path, self.config.subset, data_files=self.config.data_files, split=name)
+            if not isinstance(loaded, datasets.DatasetDict):
+                return loaded
+            if split not in loaded:
+                raise ValueError(f"data.split: {c.path} has no split {split!r}; splits: {', '.join(loaded)}")
+            return loaded[split]
+        try:
+            return datasets.load_dataset(c.path, c.subset, split=split, revision=c.revision, data_files=c.data_files)
+        except ValueError as exc:
+            if "split" in str(exc).lower():
+                raise ValueError(f"data.split={split!r} of {self.source(split)}: {exc}") from None
+            raise

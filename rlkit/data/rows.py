@@ -6,6 +6,8 @@ Accepted row shapes:
   is the assistant's (earlier turns become the prompt); optional ``"answer"``.
 * Preference: ``{"prompt": P, "chosen": C, "rejected": C}`` with C a string or a single
   assistant message (``[{"role": "assistant", "content": ...}]``); optional ``"margin"``.
+  Or ``chosen`` and ``rejected`` as whole conversations (HH-RLHF, UltraFeedback-binarized):
+  their shared turns before the last are the prompt (a ``"prompt"`` field is then ignored).
 * Prompt: ``{"prompt": P}`` or ``{"messages": [...]}``; optional ``"answer"``.
 
 P is a string or a list of ``{"role", "content"}`` messages. Problems raise ValueError
@@ -82,7 +84,8 @@ def _split_conversation(row: Mapping) -> tuple[tuple[Message, ...], Message]:
 def _require(row: Mapping, *fields: str) -> None:
     missing = [f for f in fields if f not in row or row[f] is None]
     if missing:
-        raise ValueError(f"missing field(s) {', '.join(repr(f) for f in missing)}; got {sorted(row)}")
+        keys = ", ".join(f"data.columns.{f}=<column>" for f in missing)
+        raise ValueError(f"missing field(s) {', '.join(repr(f) for f in missing)}; got {sorted(row)} (map them: {keys})")
 
 
 def parse_sft(row: Mapping) -> SFTSample:
@@ -93,7 +96,25 @@ def parse_sft(row: Mapping) -> SFTSample:
     return SFTSample(parse_prompt(row["prompt"]), _text(row, "completion"), _answer(row))
 
 
+def _shared_prefix_pair(row: Mapping) -> Mapping:
+    """A pair of whole conversations (HH-RLHF, UltraFeedback-binarized) as prompt + replies:
+    the turns before the last are the prompt, and must be the same in both."""
+    chosen, rejected = row.get("chosen"), row.get("rejected")
+    if not (isinstance(chosen, (list, tuple)) and isinstance(rejected, (list, tuple))):
+        return row
+    if len(chosen) < 2 and len(rejected) < 2:
+        return row
+    chosen_turns, rejected_turns = parse_messages(chosen, "chosen"), parse_messages(rejected, "rejected")
+    if chosen_turns[:-1] != rejected_turns[:-1]:
+        raise ValueError("'chosen' and 'rejected' conversations differ before their last message")
+    if len(chosen_turns) < 2:
+        raise ValueError("'chosen' as a conversation needs a turn before the assistant's reply")
+    prompt = [{"role": m.role, "content": m.content} for m in chosen_turns[:-1]]
+    return {**row, "prompt": prompt, "chosen": chosen[-1:], "rejected": rejected[-1:]}
+
+
 def parse_preference(row: Mapping) -> PreferenceSample:
+    row = _shared_prefix_pair(row)
     _require(row, "prompt", "chosen", "rejected")
     margin = row.get("margin")
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin)):

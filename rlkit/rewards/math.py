@@ -65,7 +65,7 @@ def extract_answer(text: str) -> str | None:
     is not itself a number but contains numbers, the last of them); the last number in the
     text.
     """
-    boxed = _last_boxed(text)
+    boxed = last_boxed(text)
     if boxed is not None:
         return boxed.strip()
     for marker in reversed(list(_ANSWER_MARKER.finditer(text))):
@@ -235,7 +235,7 @@ class MathVerifier(PerSampleReward):
         return self.config.correct_score if correct else self.config.wrong_score
 
 
-def _last_boxed(text: str) -> str | None:
+def last_boxed(text: str) -> str | None:
     """The content of the last balanced ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``."""
     for opening in reversed(list(_BOXED.finditer(text))):
         end = _closing_brace(text, opening.end())

@@ -33,7 +33,7 @@ def test_string_and_chat_rows_with_optional_margin(tmp_path):
          "rejected": [{"role": "assistant", "content": "Go away"}]},
     ])
     assert load(path) == [
-        PreferenceSample("2+2=", "4", "5", 2.0),
+        PreferenceSample((Message("user", "2+2="),), "4", "5", 2.0),  # data.chat: the user's message
         PreferenceSample((Message("system", "Be brief."), Message("user", "Hi")), "Hello", "Go away", None),
     ]
 

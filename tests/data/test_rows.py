@@ -31,7 +31,8 @@ def test_prompt_completion_and_chat_rows(tmp_path):
                                  {"role": "assistant", "content": "Hello"}]}),
     ])
     first, second = load(path)
-    assert first == SFTSample("2+2=", "4", "4")
+    assert first == SFTSample((Message("user", "2+2="),), "4", "4")  # data.chat: the user's message
+    assert FileDataset(FileDataset.Config(train=str(path), chat=False)).load("train", SampleKind.SFT)[0].prompt == "2+2="
     assert second.prompt == (Message("system", "Be brief."), Message("user", "Hi"))
     assert second.completion == "Hello"
 
@@ -94,7 +95,7 @@ def test_hf_dataset_from_disk(tmp_path):
         "train": datasets.Dataset.from_list([{"prompt": "a", "answer": "1"}]),
         "test": datasets.Dataset.from_list([{"prompt": "b", "answer": None}, {"prompt": ""}]),
     }).save_to_disk(tmp_path / "ds")
-    source = HubDataset(HubDataset.Config(path=str(tmp_path / "ds")))
+    source = HubDataset(HubDataset.Config(path=str(tmp_path / "ds"), eval_split="test"))
     assert source.load("train", SampleKind.PROMPT)[0].answer == "1"
     with pytest.raises(DataError, match=r"\[test\], row 2: 'prompt' is empty"):
         source.load("eval", SampleKind.PROMPT)

@@ -1,0 +1,99 @@
+"""Small local datasets in the exact schema and layout of the hub datasets rlkit has presets for.
+
+Each is written as a hub repository would hold it -- Parquet files per config and split, and a
+README.md whose YAML header lists them -- so ``load_dataset(<directory>, <config>, split=...)``
+reads it through the same code path as ``load_dataset(<hub id>, ...)``, with no network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def write_hub_repo(root: Path, configs: dict[str, dict[str, list[dict]]]) -> Path:
+    """``configs``: config name -> split -> rows. Returns ``root``."""
+    header = ["---", "configs:"]
+    for config, splits in configs.items():
+        header += [f"- config_name: {config}", "  data_files:"]
+        for split, rows in splits.items():
+            path = root / config / f"{split}-00000-of-00001.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.Table.from_pylist(rows), path)
+            header += [f"  - split: {split}", f"    path: {config}/{split}-*"]
+    (root / "README.md").write_text("\n".join([*header, "---", "", "A local copy in the hub's schema.", ""]))
+    return root
+
+
+def gsm8k_rows(n: int = 8) -> list[dict]:
+    """openai/gsm8k (config main): question, answer ending in "#### <number>"."""
+    return [{"question": f"Tom has {i} apples and buys {i + 2} more. How many apples does he have?",
+             "answer": f"He has {i} + {i + 2} = <<{i}+{i + 2}={2 * i + 2}>>{2 * i + 2} apples.\n#### {2 * i + 2}"}
+            for i in range(1, n + 1)]
+
+
+def gsm8k(root: Path, n: int = 8) -> Path:
+    rows = gsm8k_rows(n)
+    return write_hub_repo(root, {"main": {"train": rows, "test": rows[: max(2, n // 4)]}})
+
+
+def math_lighteval(root: Path) -> Path:
+    """DigitalLearningGmbH/MATH-lighteval: problem, level, solution (answer boxed), type."""
+    rows = [
+        {"problem": r"What is $\frac{1}{2} + \frac{1}{4}$?", "level": "Level 1",
+         "solution": r"We have $\frac{2}{4} + \frac{1}{4} = \boxed{\frac{3}{4}}$.", "type": "Prealgebra"},
+        {"problem": r"Solve $2x = 6$.", "level": "Level 1",
+         "solution": r"Dividing by 2, $x = \boxed{3}$.", "type": "Algebra"},
+    ]
+    return write_hub_repo(root, {"default": {"train": rows, "test": rows[:1]}})
+
+
+def math500(root: Path) -> Path:
+    """HuggingFaceH4/MATH-500: problem, solution, answer, subject, level, unique_id (test only)."""
+    rows = [
+        {"problem": r"Convert the point $(0,3)$ to polar coordinates.", "solution": r"... $\boxed{\left( 3, \frac{\pi}{2} \right)}$",
+         "answer": r"\left( 3, \frac{\pi}{2} \right)", "subject": "Precalculus", "level": 2,
+         "unique_id": "test/precalculus/807.json"},
+        {"problem": r"What is $\sqrt{8}$ in simplest form?", "solution": r"$\sqrt{8} = \boxed{2\sqrt{2}}$",
+         "answer": r"2\sqrt{2}", "subject": "Algebra", "level": 1, "unique_id": "test/algebra/1.json"},
+    ]
+    return write_hub_repo(root, {"default": {"test": rows}})
+
+
+def openmathinstruct2(root: Path) -> Path:
+    """nvidia/OpenMathInstruct-2: problem, generated_solution, expected_answer, problem_source."""
+    rows = [{"problem": f"What is {i} times 3?", "generated_solution": f"{i} times 3 is $\\boxed{{{3 * i}}}$.",
+             "expected_answer": str(3 * i), "problem_source": "augmented_gsm8k"} for i in range(1, 11)]
+    return write_hub_repo(root, {"default": {"train_1M": rows}})
+
+
+def _turns(*pairs: tuple[str, str]) -> list[dict]:
+    return [{"content": content, "role": role} for role, content in pairs]
+
+
+def ultrafeedback(root: Path) -> Path:
+    """HuggingFaceH4/ultrafeedback_binarized: prompt, prompt_id, chosen/rejected/messages as
+    conversations, score_chosen, score_rejected; splits *_prefs, *_sft, *_gen."""
+    def row(i: int) -> dict:
+        question = f"Name a colour number {i}."
+        chosen = _turns(("user", question), ("assistant", f"Blue, number {i}."))
+        return {"prompt": question, "prompt_id": f"id{i}", "chosen": chosen,
+                "rejected": _turns(("user", question), ("assistant", "I cannot.")),
+                "messages": chosen, "score_chosen": 8.0, "score_rejected": 2.0}
+
+    rows = [row(i) for i in range(4)]
+    return write_hub_repo(root, {"default": {"train_prefs": rows, "test_prefs": rows[:2],
+                                             "train_sft": rows, "test_sft": rows[:2]}})
+
+
+def hh_rlhf(root: Path) -> Path:
+    """trl-lib/hh-rlhf-helpful-base: chosen, rejected as whole multi-turn conversations."""
+    def row(i: int) -> dict:
+        history = (("user", "Hi there."), ("assistant", "Hello! How can I help?"), ("user", f"What is {i}+1?"))
+        return {"chosen": _turns(*history, ("assistant", f"It is {i + 1}.")),
+                "rejected": _turns(*history, ("assistant", "Go away."))}
+
+    rows = [row(i) for i in range(4)]
+    return write_hub_repo(root, {"default": {"train": rows, "test": rows[:2]}})
