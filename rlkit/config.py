@@ -45,6 +45,9 @@ class TrainerConfig:
     eval_samples: int = 200
     eval_batch_size: int = 64
     eval_max_new_tokens: int = 16
+    #: Held-out prompts whose greedy completions are logged at each evaluation
+    #: (samples/step_N.jsonl, logger tables); 0: none.
+    log_samples: int = 8
     #: Save a checkpoint every N steps (0: only the final model).
     save_every: int = 50
     keep_checkpoints: int = 2

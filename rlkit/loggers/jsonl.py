@@ -1,4 +1,5 @@
-"""Metrics as JSON Lines: one object per ``log`` call, ``{"step": int, "<metric>": float, ...}``.
+"""Metrics as JSON Lines: one object per ``log`` call, ``{"step": int, "<metric>": float, ...}``;
+sample completions of each evaluation as ``samples/step_<step>.jsonl``, one row per line.
 
 The file is plain text that survives a killed run (each line is flushed) and is read
 back by :func:`read_metrics` (plots, sweep summaries). On resume the trainer calls
@@ -14,9 +15,9 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
-from rlkit.loggers.base import Logger, RunInfo
+from rlkit.loggers.base import Logger, RunInfo, SampleRow
 
 
 class JsonlLogger(Logger):
@@ -25,9 +26,12 @@ class JsonlLogger(Logger):
     @dataclass
     class Config:
         filename: str = "metrics.jsonl"
+        samples_dir: str = "samples"
+        """Directory (in the run directory) of the ``step_<step>.jsonl`` sample files."""
 
     def __init__(self, config: Config, run: RunInfo) -> None:
         self.path = Path(run.run_dir) / config.filename
+        self.samples_dir = Path(run.run_dir) / config.samples_dir
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding="utf-8")
 
@@ -40,6 +44,14 @@ class JsonlLogger(Logger):
             record[key] = value if math.isfinite(value) else None
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
+
+    def log_samples(self, rows: Sequence[SampleRow], step: int) -> None:
+        """Write ``samples_dir/step_<step>.jsonl`` (replaced when a resumed run repeats the step)."""
+        self.samples_dir.mkdir(parents=True, exist_ok=True)
+        path = self.samples_dir / f"step_{int(step)}.jsonl"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(dict(row)) + "\n" for row in rows), encoding="utf-8")
+        os.replace(tmp, path)
 
     def close(self) -> None:
         self._file.close()

@@ -1,4 +1,4 @@
-"""Weights & Biases: metrics, the run's config and its artefacts.
+"""Weights & Biases: metrics, the run's config, sample tables and its artefacts.
 
 ``mode="offline"`` works without network or account; upload later with
 ``wandb sync <run_dir>/wandb/offline-run-*``.
@@ -10,9 +10,9 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
-from rlkit.loggers.base import Logger, RunInfo
+from rlkit.loggers.base import Logger, RunInfo, SampleRow
 
 ID_FILE = "wandb_id.txt"
 """Holds the run's wandb id in its run directory, so a resumed run continues the same wandb run."""
@@ -30,6 +30,8 @@ class WandbLogger(Logger):
         tags: list[str] = field(default_factory=list)
         name: Optional[str] = None
         """Display name; None: the run's name."""
+        log_model: bool = False
+        """Upload ``final/`` as a wandb Artifact at the end of a completed run."""
 
     def __init__(self, config: Config, run: RunInfo) -> None:
         # Imported here so that this module, and its Config, load without wandb.
@@ -38,6 +40,7 @@ class WandbLogger(Logger):
         except ImportError as e:
             raise ImportError("WandbLogger needs wandb: pip install 'rlkit[wandb]'") from e
         self._wandb = wandb
+        self.config = config
         run_dir = Path(run.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         #: The wandb Run, for what goes beyond scalars (tables, media).
@@ -55,6 +58,17 @@ class WandbLogger(Logger):
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         self.wandb_run.log({key: float(value) for key, value in metrics.items()}, step=int(step))
+
+    def log_samples(self, rows: Sequence[SampleRow], step: int) -> None:
+        """A ``samples`` Table per evaluation (the Tables view shows each step's)."""
+        if rows:
+            columns = list(rows[0])
+            table = self._wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])
+            self.wandb_run.log({"samples": table}, step=int(step))
+
+    def log_model(self, directory: Path) -> None:
+        if self.config.log_model:
+            self.log_artifact(directory)
 
     def log_artifact(self, path: Path) -> None:
         """Upload a file or a directory (the final model, say) as a wandb Artifact.

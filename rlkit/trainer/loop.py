@@ -23,7 +23,7 @@ from rlkit.algorithms.base import Algorithm
 from rlkit.backends.base import Backend
 from rlkit.config import TrainerConfig
 from rlkit.data.sampler import EpochSampler
-from rlkit.loggers.base import Logger
+from rlkit.loggers.base import Logger, finish
 from rlkit.loggers.plot import plot_metrics
 from rlkit.trainer.checkpoint import (
     SHARDED_DIR,
@@ -35,6 +35,7 @@ from rlkit.trainer.checkpoint import (
     rng_state,
 )
 from rlkit.trainer.optim import build_optimizer, build_scheduler
+from rlkit.trainer.samples import sample_rows
 from rlkit.types import Sample
 
 
@@ -177,9 +178,11 @@ class Trainer:
                     self.save_checkpoint()
             last_eval = self.evaluate()
             self.save_model_atomically(self.outputs.final)
+            plot = self.outputs.run_dir / "metrics.png"
             if self.backend.is_main and self.outputs.metrics.exists():
-                plot_metrics(self.outputs.metrics, self.algorithm.plot_keys, self.outputs.run_dir / "metrics.png",
+                plot_metrics(self.outputs.metrics, self.algorithm.plot_keys, plot,
                              title=f"{type(self.algorithm).__name__}: {self.outputs.run_dir}")
+            finish(self.loggers, last_eval, [plot], self.outputs.final)
         except BaseException as exc:
             self.write_status("failed", f"{type(exc).__name__}: {exc}")
             raise
@@ -280,7 +283,21 @@ class Trainer:
         metrics = {f"eval/{k}": v for k, v in self.algorithm.evaluate(self.eval_samples).items()}
         metrics["time/eval"] = time.perf_counter() - start
         self.log(metrics)
+        self.log_samples()
         return metrics
+
+    def log_samples(self) -> None:
+        """Completions of the first ``log_samples`` held-out prompts, to every logger (all
+        ranks generate: under fsdp2 gathering the weights is collective)."""
+        ctx = self.algorithm.ctx
+        count = self.config.log_samples
+        if not count or ctx.generator is None or self.algorithm.model_kind != "causal_lm":
+            return
+        with self.backend.generation_model(self.policy):
+            rows = sample_rows(ctx.generator, self.eval_samples[:count], ctx.reward, self.config.eval_max_new_tokens)
+        if self.backend.is_main:
+            for logger in self.loggers:
+                logger.log_samples(rows, self.step)
 
     def log(self, metrics: dict[str, float]) -> None:
         if self.backend.is_main:

@@ -146,3 +146,15 @@ def test_runs_share_one_step_axis(tmp_path: Path) -> None:
     assert imread(out).shape[:2] == (440, 700)  # two 2.2-inch subplots, 7 inches wide, at 100 dpi
     with pytest.raises(ValueError, match="at least one metric key"):
         plot_runs([sft], [], tmp_path / "none.png")
+
+
+def test_jsonl_samples_one_file_per_evaluation(run: RunInfo) -> None:
+    logger = JsonlLogger(JsonlLogger.Config(), run)
+    rows = [{"prompt": "1+1=", "completion": "2", "answer": "2", "correct": True},
+            {"prompt": "2+2=", "completion": "5\n", "answer": "4", "correct": False}]
+    logger.log_samples(rows, step=np.int64(3))
+    logger.log_samples(rows[:1], step=3)  # a resumed run repeats the step: the file is replaced
+    logger.close()
+    lines = (run.run_dir / "samples" / "step_3.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == rows[:1]
+    assert [p.name for p in (run.run_dir / "samples").iterdir()] == ["step_3.jsonl"]
