@@ -7,11 +7,14 @@ RL prompts whose answers a verifier checks.
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
 
 from rlkit.data.base import Dataset
 from rlkit.types import Message, PreferenceSample, PromptSample, Sample, SampleKind, SFTSample
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,14 +73,18 @@ class ArithmeticTask(Dataset):
         rng = random.Random(cfg.seed)
         high = 10**cfg.digits - 1
         space = (high + 1) ** 2 * len(cfg.operations)
-        if cfg.eval_size > space // 2:
-            raise ValueError(f"data.eval_size={cfg.eval_size} is too large for {cfg.digits}-digit problems")
+        eval_size = cfg.eval_size
+        if eval_size > space // 2:
+            # Few distinct problems (1 digit: 200): hold out a quarter so most remain to train on.
+            eval_size = space // 4
+            _log.warning("data.eval_size=%d is over half of the %d distinct %d-digit problems; holding out %d",
+                         cfg.eval_size, space, cfg.digits, eval_size)
 
         def draw() -> Problem:
             return Problem(rng.randint(0, high), rng.choice(cfg.operations), rng.randint(0, high))
 
         held_out: dict[Problem, None] = {}
-        while len(held_out) < cfg.eval_size:
+        while len(held_out) < eval_size:
             held_out[draw()] = None
         train = []
         while len(train) < cfg.train_size:

@@ -65,3 +65,10 @@ def test_the_verifier_reads_the_answer_of_a_worked_solution():
 def test_bad_worked_fraction_is_named():
     with pytest.raises(ValueError, match="data.worked_fraction"):
         task(worked_fraction=1.5)
+
+
+def test_one_digit_problems_hold_out_a_quarter_when_eval_size_is_too_large(caplog):
+    task = ArithmeticTask(ArithmeticTask.Config(digits=1, train_size=300))
+    held_out = task.load("eval", SampleKind.PROMPT)
+    assert len(held_out) == 50 and "data.eval_size=200 is over half of the 200 distinct 1-digit problems" in caplog.text
+    assert not {s.prompt for s in held_out} & {s.prompt for s in task.load("train", SampleKind.PROMPT)}
