@@ -175,10 +175,12 @@ def register_with_hydra() -> None:
     from hydra.plugins.search_path_plugin import SearchPathPlugin
 
     from hydra_plugins.rlkit_searchpath.rlkit_searchpath import RlkitPluginConfigs
+    from rlkit.help import register_help_resolver
     from rlkit.sweeps.launchers import register_launchers
 
     ConfigStore.instance().store(name="rlkit_schema", node=RunConfig)
     register_launchers()  # hydra/launcher=submitit_slurm|submitit_local and their resolvers
+    register_help_resolver()  # --help lists each group's options (conf/hydra/help/rlkit.yaml)
     plugins = Plugins.instance()
     if not any(cls.__name__ == RlkitPluginConfigs.__name__ for cls in plugins.discover(SearchPathPlugin)):
         plugins.register(RlkitPluginConfigs)

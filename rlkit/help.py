@@ -1,0 +1,84 @@
+"""``python -m rlkit --help``: each config group with one line per option.
+
+The template is ``conf/hydra/help/rlkit.yaml``; its ``${rlkit_config_groups:}`` is filled by
+:func:`config_groups_help`, which lists the options of every config group on Hydra's search
+path (rlkit's own and those of installed plugins) with the first sentence of each preset's
+leading comment. No torch, no component import: ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+#: Groups not listed: Hydra's own, and sweep presets (used with ``+sweep=``, listed apart).
+HIDDEN_GROUPS = ("hydra",)
+WIDTH = 100
+
+
+def register_help_resolver() -> None:
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("rlkit_config_groups", config_groups_help, replace=True)
+
+
+def config_groups_help() -> str:
+    """``group`` lines, each followed by ``  option  description`` lines."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.object_type import ObjectType
+
+    loader = GlobalHydra.instance().config_loader()
+    lines: list[str] = []
+    for group in sorted(loader.list_groups("")):
+        if group in HIDDEN_GROUPS:
+            continue
+        options = loader.get_group_options(group, ObjectType.CONFIG)
+        if not options:
+            continue
+        prefix = "+sweep" if group == "sweep" else group
+        lines.append(f"{prefix}=")
+        width = max(len(option) for option in options)
+        for option in options:
+            text = next((describe(t) for t in _preset_texts(loader, f"{group}/{option}") if describe(t)), "")
+            line = f"  {option:<{width}}  {text}".rstrip()
+            lines.append(line if len(line) <= WIDTH else line[: WIDTH - 3] + "...")
+    return "\n".join(lines)
+
+
+def describe(yaml_text: str) -> str:
+    """The first sentence of a preset's leading comment (``# @package`` lines skipped): up to
+    the first ``. `` or ``; `` outside parentheses."""
+    comment: list[str] = []
+    for line in yaml_text.splitlines():
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("#").strip()
+        if text.startswith("@package"):
+            continue
+        if not text:
+            if comment:
+                break
+            continue
+        comment.append(text)
+    sentence = " ".join(comment) + " "
+    depth = 0
+    for i, char in enumerate(sentence):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and char in ".;" and sentence[i + 1] == " ":
+            return sentence[:i]
+    return sentence.strip()
+
+
+def _preset_texts(loader, config_path: str):
+    """The YAML text of ``config_path`` in each search-path source that has it."""
+    for source in loader.get_sources():
+        if not source.is_config(config_path):
+            continue
+        try:
+            if source.scheme() == "pkg":
+                yield resources.files(source.path).joinpath(f"{config_path}.yaml").read_text(encoding="utf-8")
+            elif source.scheme() == "file":
+                yield (Path(source.path) / f"{config_path}.yaml").read_text(encoding="utf-8")
+        except OSError:
+            continue

@@ -1,0 +1,42 @@
+"""``python -m rlkit --help`` lists every config group's options with a description."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from rlkit.help import describe
+
+REPO_CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def test_help_lists_each_group_and_option_with_its_description():
+    out = subprocess.run([sys.executable, "-m", "rlkit", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "is powered by Hydra" not in out
+    lines = out.splitlines()
+    for group_dir in sorted(p for p in REPO_CONF.iterdir() if p.is_dir() and p.name != "hydra"):
+        header = "+sweep=" if group_dir.name == "sweep" else f"{group_dir.name}="
+        assert header in lines, f"{header} missing from --help"
+        start = lines.index(header) + 1
+        listed = {}
+        for line in lines[start:]:
+            if not line.startswith("  "):
+                break
+            option, _, text = line.strip().partition(" ")
+            listed[option] = text.strip()
+        for preset in group_dir.glob("*.yaml"):
+            assert preset.stem in listed, f"{group_dir.name}={preset.stem} missing from --help"
+            expected = describe(preset.read_text())
+            text = listed[preset.stem]  # the description, or its start cut at the line width
+            assert text == expected or (text.endswith("...") and expected.startswith(text[:-3]))
+    assert any(line.split()[:1] == ["mlflow"] and "MLflow tracking" in line for line in lines)
+    assert "== Common keys (key=value) ==" in out and "trainer.max_steps" in out
+    assert max(len(line) for line in lines) <= 100
+
+
+def test_description_is_the_first_sentence_of_the_leading_comment():
+    assert describe("# @package logger.x\n# Does this. More here.\nkey: 1\n# not this\n") == "Does this"
+    assert describe("# A (b. c) thing; more\n# continued\n") == "A (b. c) thing"
+    assert describe("# Two lines\n# of one sentence.\n") == "Two lines of one sentence"
+    assert describe("key: 1\n# late comment\n") == ""
