@@ -203,6 +203,7 @@ class LocalSlurmCluster:
         start_timeout: float = 60.0,
         stop_timeout: float = 15.0,
         sacct_shim: bool = True,
+        requeue_delay_s: int = 10,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.partition = partition
@@ -210,6 +211,7 @@ class LocalSlurmCluster:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.sacct_shim = sacct_shim
+        self.requeue_delay_s = requeue_delay_s
         self.bin_dir = self.workdir / "bin"
         self.nodename = socket.gethostname().split(".")[0]
         self.conf_path = self.workdir / "slurm.conf"
@@ -422,7 +424,8 @@ SlurmUser={user}
 SlurmdUser={user}
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={self.munge_socket}
+# cred_expire: also how long a requeued job waits before it may start again (default 120 s).
+AuthInfo=socket={self.munge_socket},cred_expire={self.requeue_delay_s}
 StateSaveLocation={w / "state"}
 SlurmdSpoolDir={w / "spool"}
 SlurmctldPidFile={self.run_dir / "slurmctld.pid"}
@@ -436,8 +439,9 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
-# Schedule a new batch job at the next pass (~1 s), not up to 3 s later (the default).
-SchedulerParameters=batch_sched_delay=0
+# Schedule a new batch job at the next pass (~1 s), not up to 3 s later (the default); the
+# backfill pass, which starts a requeued job once its delay is over, every 5 s (not 30).
+SchedulerParameters=batch_sched_delay=0,bf_interval=5
 SwitchType=switch/none
 MpiDefault=none
 JobAcctGatherType=jobacct_gather/none

@@ -83,11 +83,20 @@ def truncate_after(path: str | os.PathLike[str], step: int) -> None:
 
 
 def _records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(line, record)`` pairs, skipping blank lines and a torn last line of a killed run."""
+    """``(line, record)`` pairs, skipping blank lines and a torn last line of a killed run.
+
+    A line that is not a JSON object raises ValueError naming the file and the line.
+    """
     with path.open(encoding="utf-8") as f:
-        for line in f:
+        for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
             if not line.endswith("\n"):
                 return  # the final write was cut short
-            yield line, json.loads(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} line {number}: not JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path} line {number}: not a JSON object")
+            yield line, record

@@ -73,7 +73,10 @@ class SweepSummary(Callback):
             return None
         self._summarised = True
         atexit.unregister(self.summarise)
-        from rlkit.sweeps.summary import main
+        from rlkit.sweeps.summary import collect, main
+
+        if not self.sweep_dir.is_dir() or not collect(self.sweep_dir):
+            return None  # nothing was launched (e.g. the launcher's resource check stopped it)
 
         argv = [str(self.sweep_dir)]
         if self.metric:

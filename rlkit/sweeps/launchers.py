@@ -2,11 +2,13 @@
 
 ``conf/hydra/launcher/submitit_slurm.yaml`` (and ``submitit_local.yaml``) shadow the
 plugin's configs of the same name -- a YAML file on rlkit's search path comes before
-Hydra's ConfigStore -- and extend them: their defaults list starts with the plugin's own
-schema, stored here under a second name (``submitit_slurm_base``, ``submitit_local_base``),
-so every key keeps the plugin's type checking and ``hydra.launcher.<key>=...`` works as
-documented by the plugin. ``hydra/launcher=submitit_slurm_base`` is the plugin's config
-untouched.
+Hydra's ConfigStore -- and extend them: their defaults list starts with rlkit's schema
+(``submitit_slurm_schema``, ``submitit_local_schema``): the plugin's own, with rlkit's
+launcher classes (:mod:`rlkit.sweeps.submitit_launchers`) as ``_target_`` and, for Slurm,
+rlkit's keys ``check_resources`` and ``give_up_pending_s``. Every key keeps the plugin's type
+checking and ``hydra.launcher.<key>=...`` works as documented by the plugin.
+``hydra/launcher=submitit_slurm_base`` (and ``submitit_local_base``) is the plugin's config
+and launcher untouched.
 
 Resources follow the run's config through the resolvers registered here:
 
@@ -23,7 +25,13 @@ config) and must stay light: no torch, no submitit.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional
+
+try:  # the plugin's schemas (plain dataclasses; the plugin's launcher is not imported)
+    from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
+except ImportError:  # rlkit without the `slurm` extra
+    LocalQueueConf = SlurmQueueConf = None
 
 __all__ = ["GB_PER_CPU", "register_launchers", "slurm_gpus", "slurm_mem_gb", "slurm_tasks"]
 
@@ -69,15 +77,41 @@ _RESOLVERS = {
 }
 
 
+if SlurmQueueConf is not None:
+
+    @dataclass
+    class SlurmSchema(SlurmQueueConf):
+        """``hydra/launcher=submitit_slurm``: the plugin's keys and rlkit's."""
+
+        _target_: str = "hydra_plugins.rlkit_submitit.rlkit_submitit.SlurmLauncher"
+        #: Compare each job's request with the partition before submitting anything; a
+        #: request no node can ever run stops the sweep with the key to change.
+        check_resources: bool = True
+        #: Seconds a job may stay pending for a reason that does not clear by itself
+        #: (PartitionConfig, ReqNodeNotAvail...) before the sweep is cancelled; null: forever.
+        give_up_pending_s: Optional[float] = 300.0  # noqa: UP007 - OmegaConf needs Optional
+
+    @dataclass
+    class LocalSchema(LocalQueueConf):
+        """``hydra/launcher=submitit_local``: the plugin's keys, rlkit's launcher."""
+
+        _target_: str = "hydra_plugins.rlkit_submitit.rlkit_submitit.LocalLauncher"
+
+    _SCHEMAS: dict[str, Any] = {"slurm": SlurmSchema, "local": LocalSchema}
+else:
+    _SCHEMAS = {}
+
+
 def register_launchers() -> None:
-    """Register the resolvers; move the plugin's configs to ``submitit_{slurm,local}_base``.
+    """Register the resolvers and rlkit's schemas ``submitit_{slurm,local}_schema``; move the
+    plugin's configs to ``submitit_{slurm,local}_base``.
 
     rlkit's YAML files take the plugin's names. Were the plugin's structured configs left
     under the same names, Hydra would also match them to the files as schemas ("automatic
     schema matching", deprecated, with a warning on every run); the files name their base
     explicitly instead. Idempotent. Without hydra-submitit-launcher the bases are stand-ins
-    whose ``_target_`` is no launcher: choosing ``hydra/launcher=submitit_slurm`` then fails
-    with :data:`MISSING_PLUGIN` in Hydra's message.
+    (and the schemas) whose ``_target_`` is no launcher: choosing
+    ``hydra/launcher=submitit_slurm`` then fails with :data:`MISSING_PLUGIN` in Hydra's message.
     """
     from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
@@ -100,3 +134,17 @@ def register_launchers() -> None:
         elif f"{base}.yaml" not in group:
             store.store(group="hydra/launcher", name=base, provider="rlkit",
                         node={"_target_": f"hydra_plugins.MISSING: {MISSING_PLUGIN}"})
+        schema = _SCHEMAS.get(kind, {"_target_": f"hydra_plugins.MISSING: {MISSING_PLUGIN}"})
+        store.store(group="hydra/launcher", name=f"submitit_{kind}_schema", node=schema, provider="rlkit")
+    if _SCHEMAS:
+        # Hydra's plugin scan misses modules of editable installs (import hooks); register
+        # rlkit's launcher classes by hand (under their hydra_plugins names) as well.
+        from hydra.plugins.launcher import Launcher
+
+        from hydra_plugins.rlkit_submitit import rlkit_submitit
+
+        known = {cls.__name__ for cls in Plugins.instance().discover(Launcher)
+                 if cls.__module__ == rlkit_submitit.__name__}
+        for cls in (rlkit_submitit.SlurmLauncher, rlkit_submitit.LocalLauncher):
+            if cls.__name__ not in known:
+                Plugins.instance().register(cls)

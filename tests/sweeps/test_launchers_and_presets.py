@@ -14,8 +14,10 @@ from rlkit.sweeps import launchers
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 
-SLURM = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
-LOCAL = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+SLURM = "hydra_plugins.rlkit_submitit.rlkit_submitit.SlurmLauncher"
+LOCAL = "hydra_plugins.rlkit_submitit.rlkit_submitit.LocalLauncher"
+PLUGIN_SLURM = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+PLUGIN_LOCAL = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
 
 
 def compose_with_hydra(overrides: list[str]):
@@ -55,6 +57,7 @@ def test_slurm_resources_follow_the_run_config(overrides, tasks, gpus, mem):
     assert params["timeout_min"] == 240 and params["max_num_timeout"] == 3
     assert params["name"] == "rlkit"
     assert params["submitit_folder"].endswith("/.submitit/%j")
+    assert params["check_resources"] is True and params["give_up_pending_s"] == 300
 
 
 def test_slurm_overrides_win_and_are_type_checked():
@@ -73,6 +76,8 @@ def test_slurm_overrides_win_and_are_type_checked():
         compose_with_hydra(["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=soon"])
     with pytest.raises(ConfigCompositionException):
         compose_with_hydra(["hydra/launcher=submitit_slurm", "hydra.launcher.no_such_key=1"])
+    with pytest.raises(ConfigCompositionException):
+        compose_with_hydra(["hydra/launcher=submitit_slurm", "hydra.launcher.check_resources=maybe"])
 
 
 def test_local_launcher_and_the_plugins_own_configs():
@@ -81,8 +86,9 @@ def test_local_launcher_and_the_plugins_own_configs():
     assert params["tasks_per_node"] == 1  # the job starts its own ranks
     assert params["timeout_min"] == 240
     raw = launcher(["hydra/launcher=submitit_slurm_base", "backend=ddp", "backend.nproc_per_node=2"])
-    assert raw["_target_"] == SLURM and raw["tasks_per_node"] == 1 and raw["timeout_min"] == 60
-    assert launcher(["hydra/launcher=submitit_local_base"])["_target_"] == LOCAL
+    assert raw["_target_"] == PLUGIN_SLURM and raw["tasks_per_node"] == 1 and raw["timeout_min"] == 60
+    assert "check_resources" not in raw
+    assert launcher(["hydra/launcher=submitit_local_base"])["_target_"] == PLUGIN_LOCAL
     launchers.register_launchers()  # idempotent
     assert launcher(["hydra/launcher=submitit_slurm"])["_target_"] == SLURM
 

@@ -45,15 +45,24 @@ TINY = [
 ]
 
 
-def slurm_sweep(cluster, sweep_dir: Path, *overrides: str, timeout: float = 420) -> subprocess.CompletedProcess:
-    """``python -m rlkit -m`` on the cluster; the jobs get 1 CPU and 2 GB each."""
+#: hydra.launcher settings of the tests' jobs (1 CPU, 2 GB); None keeps rlkit's preset.
+LAUNCHER = {"cpus_per_task": 1, "mem_gb": 2, "timeout_min": 10}
+
+
+def slurm_sweep(
+    cluster,
+    sweep_dir: Path,
+    *overrides: str,
+    timeout: float = 420,
+    launcher: dict | None = None,
+    tiny: list[str] = TINY,
+) -> subprocess.CompletedProcess:
+    """``python -m rlkit -m`` on the cluster; the jobs get 1 CPU and 2 GB each by default."""
+    settings = {"partition": cluster.partition, **LAUNCHER, **(launcher or {})}
     cmd = [
-        sys.executable, "-m", "rlkit", "-m", *TINY,
+        sys.executable, "-m", "rlkit", "-m", *tiny,
         "hydra/launcher=submitit_slurm",
-        f"hydra.launcher.partition={cluster.partition}",
-        "hydra.launcher.cpus_per_task=1",
-        "hydra.launcher.mem_gb=2",
-        "hydra.launcher.timeout_min=10",
+        *(f"hydra.launcher.{key}={value}" for key, value in settings.items() if value is not None),
         f"hydra.sweep.dir={sweep_dir}",
         *overrides,
     ]
@@ -180,21 +189,29 @@ def _task_logs(sweep_dir: Path, job_id: str) -> str:
     return "".join(p.read_text() for p in (sweep_dir / ".submitit" / job_id).glob("*_log.*"))
 
 
-def test_ddp_job_with_two_slurm_tasks(slurm_cluster, tiny_model_dir, tmp_path):
-    """backend.nproc_per_node=2 -> 2 Slurm tasks per node; each task is one DDP rank."""
+def test_each_resource_shape_is_one_array(slurm_cluster, tiny_model_dir, tmp_path):
+    """backend.nproc_per_node=1,2 -> tasks_per_node 1 and 2: two arrays, one summary. In
+    the 2-task job each Slurm task is one DDP rank."""
     sweep_dir = tmp_path / "sweep"
-    proc = slurm_sweep(slurm_cluster, sweep_dir, "backend=ddp", "backend.nproc_per_node=2", "backend.device=cpu")
+    proc = slurm_sweep(
+        slurm_cluster, sweep_dir, "backend=ddp", "backend.nproc_per_node=1,2", "backend.device=cpu"
+    )
     assert proc.returncode == 0, show(proc)
 
-    (result,) = collect(sweep_dir)
-    assert result.status == "completed", show(proc)
+    results = {r.job_num: r for r in collect(sweep_dir)}
+    assert {n: r.status for n, r in results.items()} == {0: "completed", 1: "completed"}, show(proc)
+    arrays = [r.job_id.split("_")[0] for r in (results[0], results[1])]
+    assert arrays[0] != arrays[1]
+    for array, tasks in zip(arrays, (1, 2)):
+        script = (sweep_dir / ".submitit" / array / f"{array}_submission.sh").read_text()
+        assert f"#SBATCH --ntasks-per-node={tasks}" in script
+        assert "#SBATCH --mem=2GB" in script and "#SBATCH --array=0-0" in script
+    assert proc.stdout.count("2 job(s): 2 completed") == 1  # one summary for both arrays
+
+    result = results[1]
     folder = sweep_dir / ".submitit" / result.job_id
-    script = next((sweep_dir / ".submitit").glob("*/*_submission.sh")).read_text()
-    assert "#SBATCH --ntasks-per-node=2" in script
-    assert "#SBATCH --mem=2GB" in script
     # Two tasks ran (one log pair each), as ranks 0 and 1 of one process group.
     assert sorted(p.name for p in folder.glob("*_log.out")) == [f"{result.job_id}_0_log.out", f"{result.job_id}_1_log.out"]
-    assert sorted(p.name for p in folder.glob("*_result.pkl")) == [f"{result.job_id}_0_result.pkl", f"{result.job_id}_1_result.pkl"]
     # Rank 0 alone logs and reports (two independent runs would both have).
     rank0, rank1 = (folder / f"{result.job_id}_{i}_log.out" for i in (0, 1))
     assert "held-out metrics" in rank0.read_text() and "held-out metrics" not in rank1.read_text()
@@ -205,4 +222,3 @@ def test_ddp_job_with_two_slurm_tasks(slurm_cluster, tiny_model_dir, tmp_path):
     metrics = last_values(result.job_dir / "metrics.jsonl")
     assert result.metrics == metrics and metrics["eval/loss"] < 7
     assert (result.job_dir / "final" / "model.safetensors").is_file()
-    assert "1 job(s): 1 completed" in proc.stdout

@@ -1,6 +1,7 @@
-"""rlkit.sweeps.summary on a sweep directory laid out as Hydra + hydra-submitit-launcher
+"""rlkit.sweeps.summary on a sweep directory laid out as Hydra + rlkit's submitit launchers
 write it: ``<sweep>/<num>/.hydra/{overrides,hydra}.yaml``, the trainer's ``metrics.jsonl`` and
-``status.json``, and submitit's ``<sweep>/.submitit/<slurm_id>/`` logs and pickles.
+``status.json``, rlkit's JSON records in ``<sweep>/.rlkit/`` and submitit's logs (and
+pickles, which the summary never opens) in ``<sweep>/.submitit/<slurm_id>/``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from rlkit.sweeps import summary
+from rlkit.sweeps.records import Submission, append_submissions, update_job_record
 from rlkit.sweeps.summary import JobResult, collect, format_table, plot_metric, summary_table
 
 ARRAY = "7"  # the Slurm array job id
@@ -62,17 +64,32 @@ def _status(
     )
 
 
-def _submitit(sweep: Path, num: int, err: str = "", result=None, submitted=None) -> Path:
+def _submitit(
+    sweep: Path,
+    num: int,
+    overrides: list[str],
+    err: str = "",
+    state: str | None = "running",
+    error: str | None = None,
+    requeues: int = 0,
+) -> Path:
+    """What rlkit's Slurm launcher and the job leave: records, submitit's logs and pickles."""
     job_id = f"{ARRAY}_{num}"
     folder = sweep / ".submitit" / job_id
     folder.mkdir(parents=True)
-    (folder / f"{job_id}_submitted.pkl").write_bytes(pickle.dumps(submitted))
+    stderr = folder / f"{job_id}_0_log.err"
+    append_submissions(sweep, [Submission(job_id, num, overrides, {"tasks_per_node": 1}, [str(stderr)])])
+    # submitit's own pickles: never read by the summary
+    (folder / f"{job_id}_submitted.pkl").write_bytes(pickle.dumps(("submitted", overrides)))
+    if state is None:  # not started: no logs, no record of its own
+        return folder
     (folder / f"{job_id}_0_log.out").write_text(
         f"submitit INFO - Starting with JobEnvironment(job_id={job_id}, ...)\n"
     )
-    (folder / f"{job_id}_0_log.err").write_text(err)
-    if result is not None:
-        (folder / f"{job_id}_0_result.pkl").write_bytes(pickle.dumps(result))
+    stderr.write_text(err)
+    update_job_record(sweep, job_id, state=state, job_num=num, error=error, started=True, requeues=requeues)
+    if state in ("completed", "failed"):
+        (folder / f"{job_id}_0_result.pkl").write_bytes(pickle.dumps(("success", state)))
     return folder
 
 
@@ -95,8 +112,6 @@ def _training(lr_scale: float, steps=(10, 20, 30), nan_at=None) -> list[dict]:
 @pytest.fixture()
 def sweep(tmp_path: Path) -> Path:
     """Seven jobs of `algo.beta=... trainer.lr=...` in every state a sweep can hold."""
-    from hydra.core.utils import JobReturn, JobStatus
-
     sweep = tmp_path / "multirun" / "2025-01-01" / "12-00-00"
     sweep.mkdir(parents=True)
     (sweep / "multirun.yaml").write_text("hydra:\n  mode: MULTIRUN\n")
@@ -104,17 +119,20 @@ def sweep(tmp_path: Path) -> Path:
     (sweep / ".submitit" / ARRAY / f"{ARRAY}_submission.sh").write_text("#!/bin/bash\n")
 
     # 0, 1: completed; 1 is the best by eval/accuracy
-    job = _job_dir(sweep, 0, ["algo.beta=0.05", "trainer.lr=1e-3"])
+    overrides = ["algo.beta=0.05", "trainer.lr=1e-3"]
+    job = _job_dir(sweep, 0, overrides)
     _metrics(job, _training(0.9, steps=(10, 20, 30, 40)))
     _status(job, "completed", 40)
-    _submitit(sweep, 0)
-    job = _job_dir(sweep, 1, ["algo.beta=0.1", "trainer.lr=1e-3"])
+    _submitit(sweep, 0, overrides, state="completed")
+    overrides = ["algo.beta=0.1", "trainer.lr=1e-3"]
+    job = _job_dir(sweep, 1, overrides)
     _metrics(job, _training(1.5, steps=(10, 20, 30, 40)))
     _status(job, "completed", 40)
-    _submitit(sweep, 1)
+    _submitit(sweep, 1, overrides, state="completed")
 
     # 2: the trainer caught a divergence and recorded it
-    job = _job_dir(sweep, 2, ["algo.beta=0.2", "trainer.lr=1e-3"])
+    overrides = ["algo.beta=0.2", "trainer.lr=1e-3"]
+    job = _job_dir(sweep, 2, overrides)
     _metrics(job, _training(0.5, steps=(10, 20, 30), nan_at=30))
     _status(
         job,
@@ -123,49 +141,48 @@ def sweep(tmp_path: Path) -> Path:
         error="FloatingPointError: loss is nan at step 30",
         log=str(job / "__main__.log"),
     )
-    _submitit(sweep, 2, err="Traceback (most recent call last):\nFloatingPointError: loss is nan\n")
+    _submitit(
+        sweep, 2, overrides, state="failed", error="FloatingPointError: loss is nan",
+        err="Traceback (most recent call last):\nFloatingPointError: loss is nan\n",
+    )
 
     # 3: still running; its last line is half written
-    job = _job_dir(sweep, 3, ["algo.beta=0.05", "trainer.lr=3e-3"])
+    overrides = ["algo.beta=0.05", "trainer.lr=3e-3"]
+    job = _job_dir(sweep, 3, overrides)
     _metrics(job, _training(1.2, steps=(10, 20)), torn_tail='{"step": 30, "loss": 0.0')
     _status(job, "running", 20)
-    _submitit(sweep, 3)
+    _submitit(sweep, 3, overrides)
 
     # 4: Hydra ran the job, which raised before the trainer started (no status.json):
-    # the launcher's JobReturn holds the exception, no log has a traceback
-    job = _job_dir(sweep, 4, ["algo.beta=0.1", "trainer.lr=3e-3"])
-    ret = JobReturn(overrides=["algo.beta=0.1", "trainer.lr=3e-3"])
-    ret.return_value = ValueError("trainer.batch_size=3 is not divisible by micro_batch_size=2")
-    ret.status = JobStatus.FAILED
-    _submitit(sweep, 4, result=("success", ret), err="submitit INFO - Job completed successfully\n")
+    # the job's own record holds the exception, no log has a traceback
+    overrides = ["algo.beta=0.1", "trainer.lr=3e-3"]
+    _job_dir(sweep, 4, overrides)
+    _submitit(
+        sweep, 4, overrides, state="failed",
+        error="ValueError: trainer.batch_size=3 is not divisible by micro_batch_size=2",
+        err="submitit INFO - Job completed successfully\n",
+    )
 
     # 5: killed by Slurm at its time limit while the trainer said "running"
-    job = _job_dir(sweep, 5, ["algo.beta=0.2", "trainer.lr=3e-3"])
+    overrides = ["algo.beta=0.2", "trainer.lr=3e-3"]
+    job = _job_dir(sweep, 5, overrides)
     _metrics(job, _training(0.8, steps=(10, 20)))
     _status(job, "running", 20)
     _submitit(
         sweep,
         5,
+        overrides,
         err=(
             "submitit WARNING - Bypassing signal SIGTERM\n"
             "slurmstepd-vm: error: *** JOB 13 ON vm CANCELLED AT 2025-01-01T12:10:00 "
             "DUE TO TIME LIMIT ***\n"
+            "srun: error: vm: task 0: Terminated\n"
         ),
     )
 
-    # 6: array task still queued: only submitit's pickle exists
-    pending = _PickledSubmission(["algo.beta=0.05", "trainer.lr=1e-2"], 6)
-    _submitit(sweep, 6, submitted=pending)
-    (sweep / ".submitit" / f"{ARRAY}_6" / f"{ARRAY}_6_0_log.out").unlink()
-    (sweep / ".submitit" / f"{ARRAY}_6" / f"{ARRAY}_6_0_log.err").unlink()
+    # 6: array task still queued: only the launcher's record (and submitit's pickle) exist
+    _submitit(sweep, 6, ["algo.beta=0.05", "trainer.lr=1e-2"], state=None)
     return sweep
-
-
-class _PickledSubmission:
-    """Stands in for submitit's DelayedSubmission: ``.args`` as the Hydra launcher passes."""
-
-    def __init__(self, overrides: list[str], num: int) -> None:
-        self.args = (overrides, "hydra.sweep.dir", num, f"job_id_for_{num}", {})
 
 
 def _by_num(results: list[JobResult]) -> dict[int, JobResult]:
@@ -197,7 +214,7 @@ def test_collect_reads_every_job_and_state(sweep: Path) -> None:
     assert jobs[2].error == "FloatingPointError: loss is nan at step 30"
     assert jobs[2].log == str(sweep / "2" / "__main__.log")
     assert jobs[2].step == 30
-    # no status.json: the error comes from Hydra's JobReturn in submitit's result
+    # no status.json: the error comes from the job's own record
     assert jobs[4].error == (
         "ValueError: trainer.batch_size=3 is not divisible by micro_batch_size=2"
     )
@@ -205,7 +222,7 @@ def test_collect_reads_every_job_and_state(sweep: Path) -> None:
     # status.json still says running, but Slurm killed it
     assert jobs[5].error == "Slurm cancelled the job due to time limit"
     assert jobs[5].log.endswith(f"{ARRAY}_5_0_log.err")
-    # not started: overrides recovered from the submission
+    # not started: overrides from the launcher's record
     assert jobs[6].job_dir is None
     assert jobs[6].overrides == ["algo.beta=0.05", "trainer.lr=1e-2"]
     assert jobs[6].metrics == {}
@@ -239,7 +256,7 @@ def test_collect_reports_broken_files_on_the_job(sweep: Path) -> None:
         f.writelines(lines)
     (sweep / "1" / "status.json").write_text("{")
     jobs = _by_num(collect(sweep))
-    assert "unreadable metrics.jsonl: line 2" in jobs[0].error
+    assert "unreadable metrics.jsonl: " in jobs[0].error and "metrics.jsonl line 2: not JSON" in jobs[0].error
     assert jobs[0].status == "completed"
     assert "unreadable status.json" in jobs[1].error
 
@@ -424,3 +441,117 @@ def test_main_without_jobs(tmp_path: Path, capsys) -> None:
     assert summary.main([str(tmp_path)]) == 2
     assert "no Hydra job directories" in capsys.readouterr().err
     assert summary.main([str(tmp_path / "missing")]) == 2
+
+
+# ------------------------------------------------------------------ records, not pickles
+
+
+class _PlantedCode:
+    """A pickle that creates ``marker`` when loaded (what an attacker would plant)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+_AUDIT_SUMMARY = """
+import sys
+unpickled = []
+sys.addaudithook(lambda event, args: unpickled.append(args) if event == "pickle.find_class" else None)
+from rlkit.sweeps.summary import main
+code = main(sys.argv[1:])
+print("find_class events:", len(unpickled))
+sys.exit(code)
+"""
+
+
+def _run_summary_audited(sweep: Path) -> subprocess.CompletedProcess:
+    """The CLI in a fresh interpreter that counts every class an unpickler looks up."""
+    return subprocess.run(
+        [sys.executable, "-c", _AUDIT_SUMMARY, str(sweep), "--plot"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_summary_never_unpickles_planted_pickles(sweep: Path, tmp_path: Path) -> None:
+    """Pickles planted where submitit keeps its own are left alone; the summary still works."""
+    marker = tmp_path / "planted-code-ran"
+    payload = pickle.dumps(_PlantedCode(marker))
+    pickles = list((sweep / ".submitit").rglob("*.pkl"))
+    assert len(pickles) >= 7
+    for path in pickles:
+        path.write_bytes(payload)
+    for num in range(7):  # result pickles for every job, also those that have none
+        (sweep / ".submitit" / f"{ARRAY}_{num}" / f"{ARRAY}_{num}_0_result.pkl").write_bytes(payload)
+
+    proc = _run_summary_audited(sweep)
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists()
+    assert "find_class events: 0" in proc.stdout
+    # the table is the one the records give
+    assert "7 job(s): 2 completed, 1 running, 1 pending, 3 failed" in proc.stdout
+
+
+def test_summary_reads_no_file_as_a_pickle(sweep: Path, tmp_path: Path) -> None:
+    """Every file of the sweep replaced by a planted pickle: errors on the jobs, no code runs."""
+    marker = tmp_path / "planted-code-ran"
+    payload = pickle.dumps(_PlantedCode(marker))
+    files = [p for p in sweep.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {
+        "overrides.yaml", "hydra.yaml", "metrics.jsonl", "status.json", "submitted.jsonl",
+        f"{ARRAY}_4.json", f"{ARRAY}_5_0_log.err", f"{ARRAY}_0_submitted.pkl",
+    }
+    for path in files:
+        path.write_bytes(payload)
+
+    proc = _run_summary_audited(sweep)
+    assert not marker.exists()
+    assert "find_class events: 0" in proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    assert "unreadable overrides.yaml" in proc.stdout or "unreadable" in (sweep / "summary.csv").read_text()
+
+
+def test_requeued_jobs_are_counted(sweep: Path) -> None:
+    """A job that Slurm requeued: its count is a column and a line of the summary."""
+    update_job_record(sweep, f"{ARRAY}_0", state="completed", started=True, requeues=2)
+    update_job_record(sweep, f"{ARRAY}_3", state="requeued", requeues=1)
+    jobs = _by_num(collect(sweep))
+    assert [jobs[n].requeues for n in range(7)] == [2, 0, 0, 1, 0, 0, 0]
+    assert jobs[0].status == "completed"
+    # status.json still says running; its record says requeued: waiting to run again
+    assert jobs[3].status == "pending"
+    # the attempt that Slurm stopped recorded its end, but the job will run again
+    update_job_record(sweep, f"{ARRAY}_2", state="requeued", requeues=1)
+    assert _by_num(collect(sweep))[2].status == "pending"
+    update_job_record(sweep, f"{ARRAY}_2", state="failed", error="x")
+
+    text = format_table(list(jobs.values()), "eval/accuracy")
+    header = text.splitlines()[0].split()
+    assert header[:5] == ["job", "status", "step", "requeues", "overrides"]
+    row0 = next(line for line in text.splitlines()[2:] if line.split()[0] == "0")
+    assert row0.split()[:4] == ["0", "completed", "40", "2"]
+    assert "requeued by Slurm: 2 job(s), 3 time(s) in all" in text
+    rows = {row["job"]: row for row in summary_table(list(jobs.values()), "eval/accuracy")}
+    assert rows["0"]["requeues"] == 2 and list(rows["0"])[:5] == ["job", "job_id", "status", "step", "requeues"]
+
+
+def test_a_requeue_in_the_log_is_not_a_failure(sweep: Path) -> None:
+    """Slurm appends the logs of a requeued job: only what follows the requeue counts."""
+    log = sweep / ".submitit" / f"{ARRAY}_3" / f"{ARRAY}_3_0_log.err"
+    requeue = (
+        "submitit WARNING - Caught signal SIGUSR2 on vm: this job is timed-out.\n"
+        "slurmstepd-vm: error: *** STEP 7_3.0 ON vm CANCELLED AT 2025-01-01T12:10:00 DUE TO JOB REQUEUE ***\n"
+        "slurmstepd-vm: error: *** JOB 7_3 ON vm CANCELLED AT 2025-01-01T12:10:00 DUE TO JOB REQUEUE ***\n"
+        "srun: error: vm: task 0: Terminated\n"
+    )
+    log.write_text(requeue)
+    update_job_record(sweep, f"{ARRAY}_3", state="running", started=True, requeues=1)
+    assert _by_num(collect(sweep))[3].status == "running"
+    # the second attempt is killed by the kernel
+    log.write_text(requeue + "srun: error: vm: task 0: Killed\n")
+    job = _by_num(collect(sweep))[3]
+    assert (job.status, job.error, job.log) == ("failed", "Slurm task ended: Killed", str(log))
