@@ -98,16 +98,24 @@ class _RecordingLauncher(plugin.BaseSubmititLauncher):
         try:
             result = super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
         except BaseException as exc:
-            if recording and not self._requeueing:
+            if recording and not self._requeued_by(exc):
                 update_job_record(self.sweep_dir, env.job_id, state="failed", error=_describe(exc))
             raise
         if recording:
-            if result.status == JobStatus.FAILED:
-                error = _describe(result._return_value)  # return_value would raise it
-                update_job_record(self.sweep_dir, env.job_id, state="failed", error=error)
-            else:
+            if result.status != JobStatus.FAILED:
                 update_job_record(self.sweep_dir, env.job_id, state="completed")
+            elif not self._requeued_by(result._return_value):  # (return_value would raise it)
+                error = _describe(result._return_value)
+                update_job_record(self.sweep_dir, env.job_id, state="failed", error=error)
         return result
+
+    def _requeued_by(self, exc: Any) -> bool:
+        """Did ``exc`` end this attempt because submitit is requeuing the job? (Its exit after
+        the requeue, or the run's reaction to Slurm's SIGTERM; not submitit's refusal to
+        requeue once ``max_num_timeout`` is spent.)"""
+        from submitit.core.utils import UncompletedJobError
+
+        return self._requeueing and not isinstance(exc, UncompletedJobError)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Called by submitit on Slurm's time-limit (or preemption) signal, before requeuing.

@@ -1,9 +1,11 @@
 """rlkit's Slurm launcher on the local cluster: requeue at the time limit, resource checks
 before submitting, and jobs that could never start.
 
-The requeue sweep uses Slurm's shortest time limit (1 minute) with submitit's warning signal
-30 s before it; the test cluster lets a requeued job start again after 10 s
-(``AuthInfo=cred_expire``) instead of Slurm's 120 s.
+The requeue sweep uses Slurm's shortest time limit (1 minute). slurmctld looks at time limits
+every 30 s and sends the warning signal at the first look that is less than ``signal_delay_s``
++ 30 s before the end; with ``signal_delay_s=1`` each attempt runs 29-59 s before submitit
+requeues it (the hard kill would come at 60-90 s). The test cluster lets a requeued job start
+again after 10 s (``AuthInfo=cred_expire``) instead of Slurm's 120 s.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def requeue_sweep(slurm_cluster, tiny_model_dir, tmp_path_factory):
     proc = slurm_sweep(
         slurm_cluster, sweep_dir, f"trainer.max_steps=6,{ENDLESS}",
         tiny=[*tiny, "trainer.save_every=25"],
-        launcher={"timeout_min": 1, "signal_delay_s": 30, "max_num_timeout": 1},
+        launcher={"timeout_min": 1, "signal_delay_s": 1, "max_num_timeout": 1},
         timeout=400,
     )
     print(proc.stdout[proc.stdout.find("Sweep summary") :])
@@ -57,7 +59,7 @@ def test_time_limit_requeues_and_resumes_until_max_num_timeout(requeue_sweep):
     record = read_job_records(sweep_dir)[endless.job_id]
     assert (record.starts, record.requeues, record.state) == (2, 1, "failed")
     script = next((sweep_dir / ".submitit").glob("*/*_submission.sh")).read_text()
-    assert "#SBATCH --time=1" in script and "#SBATCH --signal=USR2@30" in script
+    assert "#SBATCH --time=1" in script and "#SBATCH --signal=USR2@1" in script
 
     # The second attempt resumed from the first one's latest checkpoint and trained on.
     out = (sweep_dir / ".submitit" / endless.job_id / f"{endless.job_id}_0_log.out").read_text()
