@@ -101,6 +101,8 @@ class VLLMGenerator(Generator):
         if config.enable_sleep_mode and not cuda:
             raise ValueError("generator.enable_sleep_mode needs a CUDA GPU (vLLM sleeps by unmapping device memory)")
         plain = _unwrap(model)
+        if not cuda:
+            _check_cpu_head_size(plain.config)
         self._scalings = lora_scalings(model)
         self._hf_weights = hf_weights
         dtype = config.dtype or str(next(plain.parameters()).dtype).removeprefix("torch.")
@@ -209,6 +211,18 @@ def _cut_at(text: str, stop: str | None) -> str:
     """``text`` up to ``stop`` (the stop string that ended the sample, if any)."""
     found = text.find(stop) if stop else -1
     return text[:found] if found >= 0 else text
+
+
+def _check_cpu_head_size(config: Any) -> None:
+    """vLLM's CPU attention kernels exist for some head sizes only; say so before the engine
+    starts rather than at the first generate call."""
+    from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    supported = CPUAttentionBackend.get_supported_head_sizes()
+    if head_dim not in supported:
+        raise ValueError(f"generator=vllm on CPU: the model's head size {head_dim} (hidden_size / num_attention_heads) "
+                         f"has no vLLM CPU attention kernel; supported: {supported}")
 
 
 def _unwrap(model: Any) -> Any:
