@@ -3,7 +3,7 @@
     python benchmarks/bench_grpo.py                      # built-in tiny model, 20 steps
     python benchmarks/bench_grpo.py --hidden 256 --layers 4 --prompts 32 --group 8
 
-A real run (``rlkit.run.train``: generator, math-verifier reward, GRPO loss, optimizer) on
+A real run (``rlkit.launch.train``: generator, math-verifier reward, GRPO loss, optimizer) on
 the arithmetic task; the figures are medians over the steps of its metrics.jsonl, the
 first step (warm-up) left out.
 """

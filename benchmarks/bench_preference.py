@@ -3,7 +3,7 @@
     python benchmarks/bench_preference.py                       # 4M-parameter model, 3 rounds
     python benchmarks/bench_preference.py --hidden 512 --rounds 5 --threads 1
 
-Every variant is a real run (``rlkit.run.train`` on a composed config: the trainer loop,
+Every variant is a real run (``rlkit.launch.train`` on a composed config: the trainer loop,
 the algorithm, the optimizer) of the built-in tiny model widened to ``--hidden`` with
 ``--layers`` layers, on the arithmetic task. Step times are the ``time/step`` records of
 its metrics.jsonl (evaluation and saving are not in them). The train split holds
@@ -37,7 +37,7 @@ def composed(overrides: list[str]):
 def run(overrides: list[str], run_dir: Path) -> list[dict[str, float]]:
     """Train with ``overrides``; the per-step records of its metrics.jsonl."""
     from rlkit.loggers.jsonl import read_metrics
-    from rlkit.run import train
+    from rlkit.launch import train
 
     train(composed(overrides), run_dir)
     return [r for r in read_metrics(run_dir / "metrics.jsonl") if "time/step" in r]
@@ -48,7 +48,7 @@ def model_and_data_size(overrides: list[str], samples: int = 512) -> tuple[int, 
     from rlkit.config import typed_run_config
     from rlkit.data.collate import tokenize
     from rlkit.models.loading import load_causal_lm, load_tokenizer
-    from rlkit.run import resolve_components
+    from rlkit.build import resolve_components
     from rlkit.types import SampleKind
 
     config = typed_run_config(composed(overrides))

@@ -3,7 +3,7 @@
     python benchmarks/bench_ray.py                          # built-in tiny model, 2 generators
     python benchmarks/bench_ray.py --generators 1 --steps 20 --repeats 3
 
-Real runs (``rlkit.run.train``) on the arithmetic task with the math verifier: one process;
+Real runs (``rlkit.launch.train``) on the arithmetic task with the math verifier: one process;
 Ray with split placement (synchronous); Ray with asynchronous rollouts (one step stale,
 truncated importance weights). Figures are medians over the steps of each run's
 metrics.jsonl (first step left out), then over ``--repeats`` runs taken in turn (A B C A B

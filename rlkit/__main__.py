@@ -16,9 +16,9 @@ register_with_hydra()
 
 @hydra.main(config_path="pkg://rlkit.conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    from rlkit.run import run
+    from rlkit.cli import dispatch
 
-    return run(cfg)
+    return dispatch(cfg)
 
 
 if __name__ == "__main__":

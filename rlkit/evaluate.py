@@ -21,7 +21,7 @@ register_with_hydra()
 
 def evaluate_run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     from rlkit.models.loading import load_causal_lm, load_tokenizer
-    from rlkit.run import build_reward, generator_spec, resolve_components
+    from rlkit.build import build_reward, generator_spec, resolve_components
     from rlkit.trainer.evaluation import evaluate_prompts
     from rlkit.trainer.loop import set_seed
     from rlkit.types import SampleKind, SamplingParams

@@ -12,7 +12,7 @@
 Stage ``i`` runs in ``<run dir>/<i>-<name>`` (its composed config in ``config.yaml``) with ``model.name_or_path`` set to the final
 model of the stage before it (unless the stage sets it itself). The command line's own
 overrides apply to every stage, after the stage's. A finished stage is not run again, so
-re-running the command resumes the pipeline where it stopped (see rlkit.run.train).
+re-running the command resumes the pipeline where it stopped (see rlkit.launch.train).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from rlkit.config import StageConfig
+from rlkit.outputs import RunOutputs
 
 STAGE_KINDS = ("train", "evaluate")
 
@@ -50,7 +51,7 @@ def run_pipeline(
     compose: Callable[[list[str]], DictConfig],
 ) -> list[StageResult]:
     from rlkit.evaluate import evaluate_run
-    from rlkit.run import train
+    from rlkit.launch import train
 
     results: list[StageResult] = []
     previous: Path | None = None
@@ -76,7 +77,7 @@ def plot_pipeline(results: Sequence[StageResult], out_path: Path) -> Path:
 
     series, first_step = [], 0
     for r in results:
-        metrics = r.directory / "metrics.jsonl"
+        metrics = RunOutputs(r.directory).metrics
         if not metrics.exists():  # evaluation stages log no steps
             continue
         records = read_metrics(metrics)

@@ -10,7 +10,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from rlkit.config import ConfigError, component_config
-from rlkit.run import resolve_components
+from rlkit.build import resolve_components
 from rlkit.config import typed_run_config
 
 

@@ -34,7 +34,7 @@ def test_plugin_components_are_registered(example_plugin):
 
 def test_plugin_presets_are_config_group_choices(example_plugin, compose):
     from rlkit.config import typed_run_config
-    from rlkit.run import resolve_components
+    from rlkit.build import resolve_components
 
     run = typed_run_config(compose(["data=multiplication", "reward=brevity", "reward.max_chars=8"]))
     parts = resolve_components(run)

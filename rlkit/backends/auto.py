@@ -102,12 +102,12 @@ def decide(parameters: int, bytes_per_param: float, kind: str, devices: int, mem
 
 
 class AutoBackend:
-    """Not a backend itself: :meth:`select` names the backend to build (``rlkit.run`` calls it)."""
+    """Not a backend itself: :meth:`select` names the backend to build (``rlkit.build.select_backend`` calls it)."""
 
     Config = AutoConfig
 
     def __init__(self, config: AutoConfig):
-        raise TypeError("backend=auto is resolved by rlkit.run.train (AutoBackend.select), not built")
+        raise TypeError("backend=auto is resolved by rlkit.build.select_backend (AutoBackend.select), not built")
 
     @staticmethod
     def select(config: AutoConfig, model: ModelConfig) -> Choice:

@@ -1,9 +1,9 @@
 """rlkit starts its own ranks: ``backend.nproc_per_node=N`` runs N processes, no torchrun.
 
-:func:`train` (``rlkit.run``) calls :func:`launch_train` when the backend asks for more
+:func:`rlkit.launch.train` calls :func:`launch_train` when the backend asks for more
 than one process and this process is not already one rank of a launched run (torchrun,
 srun, submitit set ``RANK``/``WORLD_SIZE`` or ``SLURM_PROCID``/``SLURM_NTASKS``; see
-:mod:`rlkit.backends.distributed`). Each child runs ``train(cfg, run_dir)`` with the
+:mod:`rlkit.backends.distributed`). Each child runs :func:`rlkit.rank.train_rank` with the
 resolved config as a plain container; rank 0 logs and writes, its return value comes back.
 
 Why ``torch.multiprocessing`` (spawn) and not the elastic agent (``elastic_launch``):
@@ -118,40 +118,32 @@ def _child_traceback(message: str) -> str:
     return message.split(marker, 1)[1].strip() if marker in message else message
 
 
-def train_rank(container: dict, run_dir: str) -> Any:
+def _train_spawned_rank(container: dict, run_dir: str) -> Any:
     """One rank of a launched run (module-level so that spawn can pickle it)."""
     from omegaconf import OmegaConf
 
-    from rlkit.run import train
+    from rlkit.rank import train_rank
 
-    return train(OmegaConf.create(container), Path(run_dir))
+    return train_rank(OmegaConf.create(container), Path(run_dir))
 
 
 def launch_train(cfg: Any, run_dir: Path, nproc: int) -> Any:
-    """``train(cfg, run_dir)`` on ``nproc`` local ranks; rank 0's result."""
+    """``train_rank(cfg, run_dir)`` on ``nproc`` local ranks; rank 0's result."""
     from omegaconf import OmegaConf
 
     container = OmegaConf.to_container(cfg, resolve=True)
     _log.info("starting %d ranks (backend=%s)", nproc, container.get("backend", {}).get("name"))
     try:
-        return run_ranks(train_rank, (container, str(run_dir)), nproc)
+        return run_ranks(_train_spawned_rank, (container, str(run_dir)), nproc)
     except RankFailed as exc:
         record_failure(run_dir, exc)
         raise
 
 
 def record_failure(run_dir: Path, exc: RankFailed) -> None:
-    """``status.json``: failed, with the failed rank and the last line of its error."""
-    import json
+    """``status.json``: failed at its recorded step, naming the failed rank and the last line
+    of its error."""
+    from rlkit.outputs import RunOutputs
 
-    from rlkit.trainer.loop import RunOutputs
-
-    status = run_dir / "status.json"
-    step = 0
-    try:
-        step = int(json.loads(status.read_text()).get("step", 0))
-    except (OSError, ValueError):
-        pass
     last = exc.detail.strip().splitlines()[-1] if exc.detail.strip() else "failed"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    RunOutputs(run_dir).write_status("failed", step, f"rank {exc.rank}: {last}")
+    RunOutputs(run_dir).mark_failed(f"rank {exc.rank}: {last}")

@@ -1,7 +1,7 @@
 """Ray orchestration: trainer and generator worker groups for online RL past one process.
 
 ``cluster=split`` or ``cluster=colocated`` runs the ordinary training loop
-(:func:`rlkit.run.train`) in a group of Ray actors, one per trainer rank, and serves its
+(:func:`rlkit.rank.train_rank`) in a group of Ray actors, one per trainer rank, and serves its
 generator from a second group of Ray actors, each holding its own copy of the policy.
 Nothing in the loop or the algorithms knows about Ray: the trainer ranks see a
 :class:`~rlkit.cluster.ray_generator.RayGenerator`, an ordinary generator component.

@@ -1,7 +1,7 @@
 """One run on Ray: reserve resources, start the generator and trainer groups, train, clean up.
 
-``rlkit.run.train`` hands a run with a ``cluster`` config to :func:`train_on_cluster`.
-The trainer ranks then run ``train`` again, with the cluster removed from their config and
+``rlkit.launch.train`` hands a run with a ``cluster`` config to :func:`train_on_cluster`.
+The trainer ranks then run ``rlkit.rank.train_rank``, with the cluster removed from their config and
 the generator replaced by ``generator=ray`` (naming the generator actors), so the loop,
 the algorithm and the backend are exactly those of a single-process run.
 """
@@ -38,10 +38,10 @@ def check_async(config: ClusterConfig, algo_name: str, algo_config: Any) -> None
 
 
 def train_on_cluster(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    """``train(cfg, run_dir)`` with trainer ranks and generators as Ray actors; rank 0's result."""
+    """``train_rank(cfg, run_dir)`` with trainer ranks and generators as Ray actors; rank 0's result."""
     from rlkit.config import component_config, typed_run_config
     from rlkit.models.loading import resolve_path
-    from rlkit.run import resolve_components
+    from rlkit.build import resolve_components
 
     run = typed_run_config(cfg)
     cluster = run.cluster

@@ -1,8 +1,8 @@
-"""The trainer group: N Ray actors, one per rank, each running the ordinary ``train``.
+"""The trainer group: N Ray actors, one per rank, each running the ordinary ``train_rank``.
 
 Each actor gets the torch.distributed environment rlkit's own launcher sets (``RANK``,
 ``WORLD_SIZE``, ``MASTER_ADDR`` on rank 0's node, a free port there), so every backend
-(``single``, ``ddp``, ``fsdp2``) runs unchanged: ``train`` sees a launched rank and joins
+(``single``, ``ddp``, ``fsdp2``) runs unchanged: ``train_rank`` sees a launched rank and joins
 the process group. Ray gives each actor its own devices (``CUDA_VISIBLE_DEVICES``), hence
 ``LOCAL_RANK=0`` in every actor.
 
@@ -47,10 +47,10 @@ class TrainerWorker:
     def train(self, container: dict, run_dir: str, env: dict[str, str]) -> dict[str, float]:
         from omegaconf import OmegaConf
 
-        from rlkit.run import train
+        from rlkit.rank import train_rank
 
         os.environ.update(env)
-        return train(OmegaConf.create(container), Path(run_dir))
+        return train_rank(OmegaConf.create(container), Path(run_dir))
 
 
 def rank_env(rank: int, world_size: int, master: tuple[str, int]) -> dict[str, str]:
@@ -59,7 +59,7 @@ def rank_env(rank: int, world_size: int, master: tuple[str, int]) -> dict[str, s
 
 
 def run_trainers(actors: list[Any], container: dict, run_dir: Path) -> Any:
-    """``train`` on every rank; rank 0's result. Raises :class:`RankFailed` for the first
+    """``train_rank`` on every rank; rank 0's result. Raises :class:`RankFailed` for the first
     rank that raises or dies, after stopping the others (which would wait for it forever
     in their next collective)."""
     master = ray.get(actors[0].rendezvous.remote())

@@ -18,19 +18,20 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from rlkit.loggers.base import Logger, RunInfo, SampleRow
+from rlkit.outputs import RunOutputs
 
 
 class JsonlLogger(Logger):
-    """Appends one JSON line per ``log`` call to ``run_dir / filename``."""
+    """Appends one JSON line per ``log`` call to the run's metrics file
+    (:attr:`rlkit.outputs.RunOutputs.metrics`, which resume, plots and summaries read)."""
 
     @dataclass
     class Config:
-        filename: str = "metrics.jsonl"
         samples_dir: str = "samples"
         """Directory (in the run directory) of the ``step_<step>.jsonl`` sample files."""
 
     def __init__(self, config: Config, run: RunInfo) -> None:
-        self.path = Path(run.run_dir) / config.filename
+        self.path = RunOutputs(Path(run.run_dir)).metrics
         self.samples_dir = Path(run.run_dir) / config.samples_dir
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding="utf-8")

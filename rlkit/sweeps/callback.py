@@ -25,7 +25,6 @@ No torch here: Hydra instantiates this class in every run.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import traceback
@@ -34,10 +33,11 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from rlkit.outputs import RunOutputs
+
 __all__ = ["SweepSummary", "record_failure"]
 
 _log = logging.getLogger(__name__)
-STATUS_FILE = "status.json"
 
 
 class SweepSummary(Callback):
@@ -142,21 +142,4 @@ def append_traceback(run_dir: Path, exc: BaseException) -> Path:
 def record_failure(run_dir: Path, error: str, log: Path | str | None) -> None:
     """Mark ``<run_dir>/status.json`` failed (keeping the trainer's step and error if it
     already recorded the failure) and add the log's path. A completed run is left alone."""
-    path = run_dir / STATUS_FILE
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(record, dict):
-            record = {}
-    except (OSError, ValueError):
-        record = {}
-    if record.get("status") == "completed":
-        return
-    if record.get("status") != "failed" or not record.get("error"):
-        record.update(status="failed", error=error)
-    record.setdefault("step", 0)
-    record.setdefault("metrics", {})
-    record["log"] = str(log) if log is not None else None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / ".status.json.tmp"
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    tmp.replace(path)
+    RunOutputs(run_dir).mark_failed(error, None if log is None else str(log), keep_recorded_error=True)

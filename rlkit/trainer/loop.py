@@ -9,11 +9,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -25,6 +23,7 @@ from rlkit.config import TrainerConfig
 from rlkit.data.sampler import EpochSampler
 from rlkit.loggers.base import Logger, finish
 from rlkit.loggers.plot import plot_metrics
+from rlkit.outputs import RunOutputs
 from rlkit.trainer.checkpoint import (
     SHARDED_DIR,
     TRAINER_STATE,
@@ -37,44 +36,6 @@ from rlkit.trainer.checkpoint import (
 from rlkit.trainer.optim import build_optimizer, build_scheduler
 from rlkit.trainer.samples import sample_rows
 from rlkit.types import Sample
-
-
-@dataclass
-class RunOutputs:
-    """Where a run writes: checkpoints, the final model, metrics and its status."""
-
-    run_dir: Path
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.run_dir / "checkpoints"
-
-    @property
-    def final(self) -> Path:
-        return self.run_dir / "final"
-
-    @property
-    def metrics(self) -> Path:
-        return self.run_dir / "metrics.jsonl"
-
-    @property
-    def status_file(self) -> Path:
-        return self.run_dir / "status.json"
-
-    def write_status(self, status: str, step: int, error: str | None = None,
-                     metrics: dict[str, float] | None = None) -> None:
-        """``status.json``: running | completed | failed, with the final metrics once completed."""
-        record = {"status": status, "step": step, "error": error, "metrics": metrics or {}}
-        tmp = self.run_dir / ".status.json.tmp"
-        tmp.write_text(json.dumps(record))
-        tmp.replace(self.status_file)
-
-    def completed_metrics(self) -> dict[str, float] | None:
-        """The final metrics of a run that already completed here, else None."""
-        if not self.status_file.exists() or not (self.final / "config.json").exists():
-            return None
-        record = json.loads(self.status_file.read_text())
-        return record.get("metrics", {}) if record["status"] == "completed" else None
 
 
 class Trainer:
@@ -178,7 +139,7 @@ class Trainer:
                     self.save_checkpoint()
             last_eval = self.evaluate()
             self.save_model_atomically(self.outputs.final)
-            plot = self.outputs.run_dir / "metrics.png"
+            plot = self.outputs.metrics_plot
             if self.backend.is_main and self.outputs.metrics.exists():
                 plot_metrics(self.outputs.metrics, self.algorithm.plot_keys, plot,
                              title=f"{type(self.algorithm).__name__}: {self.outputs.run_dir}")

@@ -27,7 +27,7 @@ COMMON = (*PREFERENCE_DATA, "trainer.save_every=0", "logger=[jsonl]")
 
 @pytest.fixture(scope="session")
 def sft_run(compose, tmp_path_factory) -> SFTRun:
-    from rlkit.run import train
+    from rlkit.launch import train
 
     run_dir = tmp_path_factory.mktemp("sft-for-preferences")
     train(compose(["algo=sft", *COMMON, "trainer.batch_size=64", "trainer.micro_batch_size=64", "trainer.lr=3e-3",

@@ -18,7 +18,7 @@ from rlkit.data.arithmetic import ArithmeticTask
 from rlkit.loggers.jsonl import read_metrics
 from rlkit.models.forward import target_logprobs
 from rlkit.models.loading import load_causal_lm
-from rlkit.run import train
+from rlkit.launch import train
 from rlkit.types import SampleKind
 
 

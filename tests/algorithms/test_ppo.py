@@ -155,7 +155,7 @@ def test_ppo_learns_a_format_reward(compose, tmp_path):
     """From the random tiny model, reward completions that start with a space (~20% of its
     samples at first): the reward rises, and the value model's loss falls and its explained
     variance rises as it learns the returns."""
-    from rlkit.run import train
+    from rlkit.launch import train
 
     steps = 30
     train(compose(["algo=ppo", "reward=format", "reward.pattern='^ '", "data.eval_size=40", *SMALL_MODEL,

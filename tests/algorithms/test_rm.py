@@ -19,7 +19,8 @@ from rlkit.loggers.jsonl import read_metrics
 from rlkit.models.forward import forward_logits
 from rlkit.models.loading import export_pretrained, load_model
 from rlkit.rewards.reward_model import RewardModelReward
-from rlkit.run import resolve_components, train
+from rlkit.build import resolve_components
+from rlkit.launch import train
 from rlkit.types import Completion, Message, PreferenceSample, PromptSample, SampleKind
 
 

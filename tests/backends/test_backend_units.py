@@ -12,7 +12,7 @@ from rlkit.backends.auto import GiB, decide
 from rlkit.backends.distributed import DistEnv, clip_gradients, meta_skeleton, read_env
 from rlkit.backends.fsdp2 import check_tensor_parallel, tensor_parallel_plan, transformer_blocks
 from rlkit.config import typed_run_config
-from rlkit.run import resolve_components
+from rlkit.build import resolve_components
 
 
 @pytest.mark.parametrize("choice", ["single", "ddp", "fsdp2", "auto"])
@@ -95,7 +95,7 @@ def test_auto_choice(params, devices, memory, world, nproc, expected):
 
 
 def test_auto_resolves_to_a_concrete_backend_and_logs_why(compose, caplog):
-    from rlkit.run import select_backend
+    from rlkit.build import select_backend
 
     cfg = compose(["backend=auto"])
     run = typed_run_config(cfg)

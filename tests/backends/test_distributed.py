@@ -54,7 +54,7 @@ def with_defaults(overrides) -> list[str]:
 
 
 def train(run_dir: Path, *overrides: str) -> dict:
-    from rlkit.run import train as rlkit_train
+    from rlkit.launch import train as rlkit_train
 
     return rlkit_train(compose(with_defaults(overrides)), run_dir)
 

@@ -53,7 +53,7 @@ def test_async_rollouts_need_an_off_policy_correction():
 
 def test_ray_generator_is_not_a_command_line_choice(compose, tmp_path):
     from rlkit.cluster.ray_generator import RayGenerator
-    from rlkit.run import train
+    from rlkit.launch import train
 
     with pytest.raises(ValueError, match="set up by cluster=split"):
         RayGenerator(RayGenerator.Config(), None, None)

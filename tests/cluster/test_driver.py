@@ -21,7 +21,7 @@ def gain(rows: list[dict]) -> float:
 
 
 def test_grpo_with_two_generators_learns_like_one_process(compose, ray_cluster, tmp_path):
-    from rlkit.run import train
+    from rlkit.launch import train
 
     steps = 20
     common = [*FORMAT_GRPO, f"trainer.max_steps={steps}"]
@@ -39,7 +39,7 @@ def test_grpo_with_two_generators_learns_like_one_process(compose, ray_cluster, 
 
 def test_colocated_placement_with_two_ddp_ranks(compose, ray_cluster, tmp_path):
     """Two trainer ranks (torch.distributed in Ray actors), each sharing its bundle with a generator."""
-    from rlkit.run import train
+    from rlkit.launch import train
 
     train(compose([*FORMAT_GRPO, "trainer.max_steps=3", "cluster=colocated", "backend=ddp",
                    "backend.nproc_per_node=2", "backend.device=cpu"]), tmp_path)
@@ -68,7 +68,7 @@ def test_async_rollouts_stay_within_the_staleness_bound_through_a_generator_deat
     """Asynchronous rollouts, and generator 0 killed after step 2 (most likely while it samples
     the next step's prompts, as generation overlaps training): Ray restarts it, the trainer
     sends it the current weights, its prompts are sampled again, and the run finishes."""
-    from rlkit.run import train
+    from rlkit.launch import train
 
     steps = 8
     killer = kill_when(tmp_path, 2, "-generator-0", ray_cluster)

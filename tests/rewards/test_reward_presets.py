@@ -3,7 +3,7 @@
 import pytest
 
 from rlkit.config import typed_run_config
-from rlkit.run import build_reward, resolve_components
+from rlkit.build import build_reward, resolve_components
 from rlkit.types import Completion, PromptSample
 
 

@@ -112,7 +112,7 @@ def test_sweep_presets(compose, preset, algo, params, metric):
     import itertools
 
     from rlkit.config import typed_run_config
-    from rlkit.run import resolve_components
+    from rlkit.build import resolve_components
 
     cfg = compose_with_hydra([f"+sweep={preset}", "hydra/launcher=submitit_slurm"])
     assert cfg.algo.name == algo

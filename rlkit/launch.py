@@ -1,0 +1,50 @@
+"""Where a training run's ranks run: this process, spawned local ranks, or Ray actors.
+
+    train(cfg, run_dir)
+      completed here before      -> its final metrics, nothing trained
+      cfg.cluster set            -> rlkit.cluster.driver: ranks and generators as Ray actors
+      backend.nproc_per_node > 1 -> rlkit.backends.launch: N local processes
+      otherwise (or already one rank of torchrun / srun / submitit)
+                                 -> rlkit.rank.train_rank in this process
+
+Every path ends in :func:`rlkit.rank.train_rank`, once per rank; none of them calls back
+into this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from rlkit.build import resolve_components, select_backend
+from rlkit.config import typed_run_config
+from rlkit.outputs import RunOutputs
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+    """Train the run configured by ``cfg`` in ``run_dir``; rank 0's final held-out metrics."""
+    run = typed_run_config(cfg)
+    parts = resolve_components(run)  # every component config checked before anything starts
+    cfg, backend = select_backend(cfg, parts["backend"], run)
+    completed = RunOutputs(run_dir).completed()
+    if completed is not None:
+        # Finished here before (a re-run sweep or pipeline): keep it, train nothing.
+        print(f"{run_dir} already completed; not training again", flush=True)
+        return completed.metrics
+    if run.cluster is not None:
+        from rlkit.cluster.driver import train_on_cluster
+
+        # Trainer ranks and generators become Ray actors; each rank runs train_rank with
+        # no cluster and the generator actors behind generator=ray.
+        return train_on_cluster(cfg, run_dir)
+    nproc = getattr(backend.config, "nproc_per_node", 1)
+    from rlkit.backends.distributed import inside_launch
+
+    if nproc > 1 and not inside_launch():
+        from rlkit.backends.launch import launch_train
+
+        return launch_train(cfg, run_dir, nproc)  # rank 0's result comes back
+    from rlkit.rank import train_rank
+
+    return train_rank(cfg, run_dir)
