@@ -66,7 +66,7 @@ def mlflow_uri(tmp_path_factory):
 @pytest.fixture(scope="module")
 def grpo_run(mlflow_uri, tmp_path_factory) -> Path:
     """Two GRPO steps with evaluations at steps 0, 1 and 2, logged by three loggers."""
-    from rlkit.run import train
+    from rlkit.launch import train
     from tests.conftest import compose_overrides
 
     run_dir = tmp_path_factory.mktemp("grpo-tracked")

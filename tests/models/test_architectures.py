@@ -35,7 +35,7 @@ def test_sft_lora_dpo_grpo_and_export(family, data_file, compose, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rlkit.run import train
+    from rlkit.launch import train
 
     model_dir = build_family(family, tmp_path / "init")
     data = [*COMMON, f"data.train={data_file}", f"data.eval={data_file}"]
