@@ -28,7 +28,7 @@ def test_grpo_with_vllm_learns_the_format_reward(compose, tmp_path):
     """The test of tests/cluster/test_driver.py with the engine in the trainer's process: the
     reward rises as with generator=hf, and after every weight sync the engine scores its tokens
     as the trainer does."""
-    from rlkit.run import train
+    from rlkit.launch import train
 
     steps = 20
     train(compose([*FORMAT_GRPO, *VLLM, f"trainer.max_steps={steps}"]), tmp_path)
@@ -45,7 +45,7 @@ def test_split_cluster_with_two_vllm_actors_survives_a_generator_death(compose, 
     """cluster=split with 2 generator actors, each hosting an engine; actor 0 is killed after
     step 2: Ray restarts it (a new engine), the trainer sends it the current weights, and the
     run finishes with generator and trainer log-probs still in agreement."""
-    from rlkit.run import train
+    from rlkit.launch import train
 
     steps = 5
     killer = kill_when(tmp_path, 2, "-generator-0", ray_cluster)
