@@ -62,14 +62,20 @@ class FileDataset(Dataset):
 
     def __init__(self, config: FileDatasetConfig):
         self.config = config
+        #: split -> the file row of each sample ``load`` returned (for errors found later).
+        self.row_numbers: dict[str, list[int]] = {}
+
+    def source(self, split: str) -> str:
+        return self.config.eval if split == "eval" and self.config.eval else self.config.train
 
     def load(self, split: str, kind: SampleKind) -> list[Sample]:
-        if split == "eval" and self.config.eval:
-            return self._parse(Path(self.config.eval), kind)
-        return held_out_split(self._parse(Path(self.config.train), kind), split, self.config.eval_fraction)
-
-    def _parse(self, path: Path, kind: SampleKind) -> list[Sample]:
-        return parse_mapped_rows(read_rows(path), kind, str(path), self.config)
+        numbers: list[int] = []
+        samples = parse_mapped_rows(read_rows(Path(self.source(split))), kind, self.source(split), self.config, numbers)
+        if not (split == "eval" and self.config.eval):
+            samples = held_out_split(samples, split, self.config.eval_fraction)
+            numbers = held_out_split(numbers, split, self.config.eval_fraction)
+        self.row_numbers[split] = numbers
+        return samples
 
 
 @dataclass
@@ -99,22 +105,30 @@ class HubDataset(Dataset):
 
     def __init__(self, config: HubDatasetConfig):
         self.config = config
+        #: split -> the dataset row of each sample ``load`` returned (for errors found later).
+        self.row_numbers: dict[str, list[int]] = {}
 
     def load(self, split: str, kind: SampleKind) -> list[Sample]:
         c = self.config
+        numbers: list[int] = []
         if split == "eval" and c.eval_split:
-            return self._parse(c.eval_split, kind)
-        return held_out_split(self._parse(c.split, kind), split, c.eval_fraction)
+            samples = self._parse(c.eval_split, kind, numbers)
+        else:
+            samples = held_out_split(self._parse(c.split, kind, numbers), split, c.eval_fraction)
+            numbers = held_out_split(numbers, split, c.eval_fraction)
+        self.row_numbers[split] = numbers
+        return samples
 
     def source(self, split: str) -> str:
-        """How errors name the data: ``path:subset[split]``."""
-        return f"{self.config.path}{':' + self.config.subset if self.config.subset else ''}[{split}]"
+        """How errors name the data: ``path:subset[split]`` (``split``: "train", "eval" or a split name)."""
+        name = {"train": self.config.split, "eval": self.config.eval_split or self.config.split}.get(split, split)
+        return f"{self.config.path}{':' + self.config.subset if self.config.subset else ''}[{name}]"
 
-    def _parse(self, split: str, kind: SampleKind) -> list[Sample]:
+    def _parse(self, split: str, kind: SampleKind, numbers: list[int]) -> list[Sample]:
         rows = self._rows(split)
         if self.config.max_rows:
             rows = rows.select(range(min(self.config.max_rows, len(rows))))
-        return parse_mapped_rows(enumerate(rows, start=1), kind, self.source(split), self.config)
+        return parse_mapped_rows(enumerate(rows, start=1), kind, self.source(split), self.config, numbers)
 
     def _rows(self, split: str):
         import datasets

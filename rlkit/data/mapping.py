@@ -104,13 +104,17 @@ def styled_prompt(prompt: Prompt, mapping: RowMapping) -> Prompt:
 
 
 def parse_mapped_rows(
-    numbered_rows: Iterable[tuple[int, Any]], kind: SampleKind, source: str, mapping: RowMapping
+    numbered_rows: Iterable[tuple[int, Any]], kind: SampleKind, source: str, mapping: RowMapping,
+    row_numbers: list[int] | None = None,
 ) -> list[Sample]:
-    """Typed samples of ``kind`` from raw ``(row number, row)`` pairs of ``source``."""
+    """Typed samples of ``kind`` from raw ``(row number, row)`` pairs of ``source``; each
+    sample's row number is appended to ``row_numbers`` if given."""
     check_mapping(mapping)
 
     def mapped() -> Iterator[tuple[int, Any]]:
         for number, row in numbered_rows:
+            if row_numbers is not None:
+                row_numbers.append(number)
             if isinstance(row, Mapping):
                 try:
                     row = map_row(row, mapping)
