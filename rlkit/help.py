@@ -14,6 +14,8 @@ from pathlib import Path
 
 #: Groups not listed: Hydra's own, and sweep presets (used with ``+sweep=``, listed apart).
 HIDDEN_GROUPS = ("hydra",)
+#: Groups outside the defaults list, chosen with a ``+`` (``+sweep=dpo_beta``, ``+recipe=sft_qwen``).
+APPENDED_GROUPS = ("sweep", "recipe")
 WIDTH = 100
 
 
@@ -36,7 +38,7 @@ def config_groups_help() -> str:
         options = loader.get_group_options(group, ObjectType.CONFIG)
         if not options:
             continue
-        prefix = "+sweep" if group == "sweep" else group
+        prefix = f"+{group}" if group in APPENDED_GROUPS else group
         lines.append(f"{prefix}=")
         width = max(len(option) for option in options)
         for option in options:
