@@ -142,6 +142,8 @@ class RunConfig:
     generator: Optional[dict[str, Any]] = None
     logger: dict[str, Any] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    #: An external benchmark harness for rlkit.evaluate (harness=lm_eval); null: rlkit's own evaluation.
+    harness: Optional[dict[str, Any]] = None
     #: A pipeline: used when no ``algo`` is chosen.
     stages: list[StageConfig] = field(default_factory=list)
     sweep_summary: SweepSummaryConfig = field(default_factory=SweepSummaryConfig)
