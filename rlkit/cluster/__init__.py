@@ -11,6 +11,7 @@ Modules, one idea each:
 * :mod:`~rlkit.cluster.config` -- the typed ``cluster`` config (importable without Ray or torch);
 * :mod:`~rlkit.cluster.session` -- connecting to, or starting, the Ray cluster;
 * :mod:`~rlkit.cluster.placement` -- placement groups: colocated or split devices;
+* :mod:`~rlkit.cluster.nodes` -- which node each actor runs on (``placement.jsonl``), lost nodes;
 * :mod:`~rlkit.cluster.generator_group` -- generator actors, sharding, weight pushes, restarts;
 * :mod:`~rlkit.cluster.prefetch` -- asynchronous rollouts with a staleness bound;
 * :mod:`~rlkit.cluster.ray_generator` -- the generator component the trainer ranks use;

@@ -6,8 +6,9 @@ composing a config (``--help``, a sweep's submission) must stay fast.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 PLACEMENTS = ("split", "colocated")
 
@@ -18,6 +19,31 @@ class WorkerResources:
 
     cpus: float = 1.0
     gpus: float = 0.0
+    #: Custom Ray resources of each actor, a mapping name -> amount, e.g. ``{node_b: 1}``:
+    #: only nodes started with ``ray start --resources='{"node_b": 1}'`` can host it, so this
+    #: steers actors onto chosen nodes. Typed Any (checked by ``ClusterConfig.validate``)
+    #: because Hydra refuses new keys in a typed dict: ``resources={node_b: 1}`` would need a ``+``.
+    resources: Any = None
+
+    def ray_resources(self) -> dict[str, float]:
+        """All of them as Ray names them (``CPU``, ``GPU``, custom), zeros left out."""
+        named = {"CPU": self.cpus, "GPU": self.gpus, **(self.resources or {})}
+        return {name: float(amount) for name, amount in named.items() if amount > 0}
+
+    def check(self, key: str) -> None:
+        """Raise ValueError naming ``key`` (``cluster.trainer`` ...) for a negative or malformed amount."""
+        if self.cpus < 0 or self.gpus < 0:
+            raise ValueError(f"{key}: cpus and gpus must be >= 0, got cpus={self.cpus:g} gpus={self.gpus:g}")
+        if self.resources is None:
+            return
+        if not isinstance(self.resources, Mapping):
+            raise ValueError(f"{key}.resources must map Ray resource names to amounts, e.g. {{node_b: 1}}; "
+                             f"got {self.resources!r}")
+        for name, amount in self.resources.items():
+            if name in ("CPU", "GPU"):
+                raise ValueError(f"{key}.resources.{name}: set {key}.{name.lower()}s instead")
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+                raise ValueError(f"{key}.resources.{name} must be a number >= 0, got {amount!r}")
 
 
 @dataclass
@@ -63,9 +89,8 @@ class ClusterConfig:
         generators = self.num_generators(trainer_ranks)
         if generators < 1:
             raise ValueError(f"cluster.generators must be >= 1, got {generators}")
-        for key, resources in (("trainer", self.trainer), ("generator", self.generator)):
-            if resources.cpus < 0 or resources.gpus < 0:
-                raise ValueError(f"cluster.{key}: cpus and gpus must be >= 0, got {resources}")
+        self.trainer.check("cluster.trainer")
+        self.generator.check("cluster.generator")
         if self.placement == "colocated":
             if generators != trainer_ranks:
                 raise ValueError(

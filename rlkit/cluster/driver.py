@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlkit.backends.launch import RankFailed, record_failure
 from rlkit.cluster.config import ClusterConfig
+from rlkit.cluster.nodes import PLACEMENT_LOG
 from rlkit.cluster.session import NAMESPACE, actor_env, ray_session, threads_for
 
 _log = logging.getLogger(__name__)
@@ -75,12 +76,14 @@ def train_on_cluster(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             ray.get([actor.ready.remote() for actor in actors.generators + actors.trainers])
             _log.info("cluster: %d trainer rank(s), %d generator(s), placement=%s%s", ranks, len(actors.generators),
                       cluster.placement, ", asynchronous rollouts" if cluster.async_rollouts else "")
+            actors.record_placement(run_dir / PLACEMENT_LOG)
             container = OmegaConf.to_container(cfg, resolve=True)
             container["cluster"] = None
             container["generator"] = {
                 "name": "ray", "actors": actors.generator_names, "store": actors.store_name, "namespace": NAMESPACE,
                 "max_staleness": cluster.max_staleness if cluster.async_rollouts else 0,
-                "restart_timeout_s": cluster.restart_timeout_s,
+                "restart_timeout_s": cluster.restart_timeout_s, "placement_group": placement.group.id.hex(),
+                "placement_log": str(run_dir / PLACEMENT_LOG), "run_id": actors.run_id,
             }
             return run_trainers(actors.trainers, container, run_dir)
         except RankFailed as exc:
@@ -111,10 +114,14 @@ class Actors:
     def start_generators(self, cluster: ClusterConfig, placement: Any, ranks: int, model: Any,
                          generator_node: dict) -> None:
         import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         from rlkit.cluster.generator_group import GeneratorWorker, WeightStore
 
-        self.store = ray.remote(WeightStore).options(name=self.store_name, namespace=NAMESPACE, num_cpus=0).remote()
+        # On the driver's node: it lives as long as the run does, whichever other node is lost.
+        driver_node = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.store = ray.remote(WeightStore).options(name=self.store_name, namespace=NAMESPACE, num_cpus=0,
+                                                     scheduling_strategy=driver_node).remote()
         share = placement.generator
         device = "cuda" if share.gpus > 0 else "cpu"
         offload = cluster.placement == "colocated"
@@ -135,6 +142,18 @@ class Actors:
                 name=f"{self.run_id}-trainer-{rank}", namespace=NAMESPACE, max_restarts=0,
                 runtime_env={"env_vars": actor_env(share.cpus)}, **placement.options("trainer", rank),
             ).remote(threads_for(share.cpus), os.getcwd()))
+
+    def record_placement(self, log: Path) -> None:
+        """Append where every actor runs to the run's placement log, and log it."""
+        import ray
+
+        from rlkit.cluster import nodes
+
+        names = [f"{self.run_id}-trainer-{rank}" for rank in range(len(self.trainers))] + self.generator_names
+        places = ray.get([actor.node.remote() for actor in self.trainers + self.generators])
+        for name, where in zip(names, places):
+            nodes.record(log, self.run_id, "started", name, where)
+            _log.info("cluster: %s on %s", name, nodes.describe(where))
 
     def stop(self) -> None:
         import ray

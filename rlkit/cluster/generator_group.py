@@ -22,15 +22,18 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, RayActorError
 
+from rlkit.cluster import nodes
 from rlkit.types import Completion, Prompt, SamplingParams
 
-#: Seconds between polls of a restarting actor.
+#: Seconds between polls of a restarting actor, and the longest wait for one answer.
 POLL_S = 0.2
+WAIT_S = 2.0
 
 
 class GeneratorWorker:
@@ -63,6 +66,9 @@ class GeneratorWorker:
     def ready(self) -> int:
         """The version of the weights held (answers once the actor has started)."""
         return self.version
+
+    def node(self) -> dict[str, Any]:
+        return nodes.here()
 
     def load_weights(self, state_dict: Mapping[str, Any], version: int) -> int:
         if version > self.version:  # a restarted actor may get the same push twice
@@ -109,6 +115,14 @@ def restarts_exhausted(name: str, cause: Exception) -> GeneratorLost:
                          f"(cluster.max_restarts exhausted): {cause}")
 
 
+def node_lost(name: str, place: dict[str, Any], why: str) -> GeneratorLost:
+    """One line naming the lost node (it ends up as ``status.json``'s error)."""
+    return GeneratorLost(f"generator actor {name} was lost with Ray {nodes.describe(place)}, which left the cluster "
+                         f"({why.strip().splitlines()[0]}), and no live node has the resources to restart it; "
+                         "bring the node (or one like it) back and run the same command again to resume from "
+                         "the last checkpoint")
+
+
 @dataclass
 class Shard:
     """One actor's share of a generate call, in flight."""
@@ -123,13 +137,23 @@ class Shard:
 
 
 class GeneratorGroup:
-    """Handles to the generator actors, looked up by name (so every trainer rank can hold them)."""
+    """Handles to the generator actors, looked up by name (so every trainer rank can hold them).
 
-    def __init__(self, names: Sequence[str], namespace: str, store: str, restart_timeout_s: float):
+    ``placement_group``: the run's placement group (hex id), so that an actor whose node was
+    lost and that no other node can host fails the run at once instead of after
+    ``restart_timeout_s``; ``placement_log``: the run's placement log, to which restarts
+    are appended (see :mod:`rlkit.cluster.nodes`).
+    """
+
+    def __init__(self, names: Sequence[str], namespace: str, store: str, restart_timeout_s: float,
+                 placement_group: str = "", placement_log: str = "", run_id: str = ""):
         self.names = list(names)
         self.actors = [ray.get_actor(name, namespace=namespace) for name in names]
         self.store = ray.get_actor(store, namespace=namespace)
         self.restart_timeout_s = restart_timeout_s
+        self.placement_group, self.placement_log, self.run_id = placement_group, placement_log, run_id
+        #: Where each actor runs (``here()`` of the actor), updated when one comes back.
+        self.places = ray.get([actor.node.remote() for actor in self.actors])
         #: Actors brought back after dying, over the run (on this trainer rank).
         self.restarts = 0
         self._loads: list[tuple[int, Any]] = []
@@ -205,19 +229,46 @@ class GeneratorGroup:
         deadline = time.monotonic() + self.restart_timeout_s
         actor = self.actors[index]
         while True:
-            try:
-                held = ray.get(actor.ready.remote())
-                break
-            except ActorDiedError as died:
-                raise restarts_exhausted(name, died) from died
-            except RayActorError:
-                if time.monotonic() > deadline:
-                    raise GeneratorLost(f"generator actor {name} did not come back within "
-                                        f"cluster.restart_timeout_s={self.restart_timeout_s:g}") from exc
-                time.sleep(POLL_S)
+            # Calls to an actor that Ray is still placing wait for it: poll with a timeout.
+            answer = actor.ready.remote()
+            done, _ = ray.wait([answer], timeout=WAIT_S)
+            if done:
+                try:
+                    held = ray.get(answer)
+                    break
+                except ActorDiedError as died:
+                    raise restarts_exhausted(name, died) from died
+                except RayActorError:
+                    pass
+            lost = self._lost_node(index)
+            if lost is not None:
+                raise lost from exc
+            if time.monotonic() > deadline:
+                raise GeneratorLost(f"generator actor {name} did not come back within "
+                                    f"cluster.restart_timeout_s={self.restart_timeout_s:g}") from exc
+            time.sleep(POLL_S)
         version, boxed = ray.get(self.store.get.remote())
         if boxed and held < version:
             ray.get(actor.load_weights.remote(boxed[0], version))
         self.restarts += 1
-        print(f"generator actor {name} restarted; weights version {version} re-sent, its prompts sampled again",
-              flush=True)
+        self._moved(index, ray.get(actor.node.remote()))
+        print(f"generator actor {name} restarted on {nodes.describe(self.places[index])}; weights version "
+              f"{version} re-sent, its prompts sampled again", flush=True)
+
+    def _lost_node(self, index: int) -> GeneratorLost | None:
+        """The error to end the run with when the actor's node is gone and no node can replace it."""
+        why = nodes.death(self.places[index]["node_id"])
+        if why is None or not self.placement_group or not nodes.infeasible(self.placement_group):
+            return None
+        return node_lost(self.names[index], self.places[index], why)
+
+    def _moved(self, index: int, where: dict[str, Any]) -> None:
+        """Record where a restarted actor now runs (once, though several ranks notice)."""
+        if where["pid"] == self.places[index]["pid"] and where["node_id"] == self.places[index]["node_id"]:
+            return
+        self.places[index] = where
+        if self.placement_log and not any(
+            e["actor"] == self.names[index] and e["pid"] == where["pid"] and e["node_id"] == where["node_id"]
+            for e in nodes.read(Path(self.placement_log))
+        ):
+            nodes.record(Path(self.placement_log), self.run_id, "restarted", self.names[index], where)

@@ -37,6 +37,10 @@ class RayGenerator(Generator):
         #: 0: synchronous; k >= 1: asynchronous rollouts at most k steps stale.
         max_staleness: int = 0
         restart_timeout_s: float = 300.0
+        #: The run's placement group (hex id), its placement log and its id (see rlkit.cluster.nodes).
+        placement_group: str = ""
+        placement_log: str = ""
+        run_id: str = ""
 
     def __init__(self, config: Config, model: Any, tokenizer: Any):
         # model and tokenizer stay unused: the actors hold their own copies.
@@ -44,7 +48,8 @@ class RayGenerator(Generator):
             raise ValueError("generator=ray is set up by cluster=split|colocated (rlkit.cluster); "
                              "choose a cluster instead of this generator")
         self.config = config
-        self.group = GeneratorGroup(config.actors, config.namespace, config.store, config.restart_timeout_s)
+        self.group = GeneratorGroup(config.actors, config.namespace, config.store, config.restart_timeout_s,
+                                    config.placement_group, config.placement_log, config.run_id)
         self.prefetcher = Prefetcher(config.max_staleness) if config.max_staleness else None
         #: Count of weight pushes: the version of the trainer's current weights.
         self.version = -1

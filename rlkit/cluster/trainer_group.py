@@ -38,6 +38,11 @@ class TrainerWorker:
     def ready(self) -> bool:
         return True
 
+    def node(self) -> dict[str, Any]:
+        from rlkit.cluster.nodes import here
+
+        return here()
+
     def rendezvous(self) -> tuple[str, int]:
         """This node's address and a free port on it, for the process group's master."""
         from rlkit.backends.distributed import free_port

@@ -18,6 +18,13 @@ def test_presets_compose_to_typed_configs(compose):
     assert typed_run_config(compose([])).cluster is None
 
 
+def test_node_resources_from_the_command_line(compose):
+    cluster = typed_run_config(compose(["algo=grpo", "reward=math", "cluster=split", "cluster.trainer.resources={node_a: 1}",
+                                        "cluster.generator.resources={node_b: 0.5}"])).cluster
+    assert cluster.trainer.ray_resources() == {"CPU": 1, "node_a": 1}
+    assert cluster.generator.ray_resources() == {"CPU": 1, "node_b": 0.5}
+
+
 def test_misspelled_key_fails_while_composing(compose):
     with pytest.raises(Exception, match="generatorz"):
         compose(["cluster=split", "cluster.generatorz=2"])
@@ -32,6 +39,10 @@ def test_misspelled_key_fails_while_composing(compose):
     (ClusterConfig(async_rollouts=True, max_staleness=0), 1, "cluster.max_staleness"),
     (ClusterConfig(max_restarts=-2), 1, "cluster.max_restarts"),
     (ClusterConfig(trainer=WorkerResources(cpus=-1)), 1, "cluster.trainer"),
+    (ClusterConfig(generator=WorkerResources(resources={"node_b": -1})), 1, "cluster.generator.resources.node_b"),
+    (ClusterConfig(generator=WorkerResources(resources={"node_b": "x"})), 1, "cluster.generator.resources.node_b"),
+    (ClusterConfig(trainer=WorkerResources(resources={"GPU": 1})), 1, "set cluster.trainer.gpus instead"),
+    (ClusterConfig(trainer=WorkerResources(resources=3)), 1, "cluster.trainer.resources must map"),
 ])
 def test_bad_combinations_name_the_key(config, ranks, message):
     with pytest.raises(ValueError, match=message):
