@@ -35,6 +35,7 @@ from typing import Any
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra.errors import CompactHydraException
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher as plugin
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from omegaconf import OmegaConf
@@ -62,8 +63,10 @@ log = logging.getLogger(__name__)
 RLKIT_KEYS = ("check_resources", "give_up_pending_s")
 
 
-class UnschedulableJobError(RuntimeError):
-    """A job can never start with what it asks for (message: the key to change)."""
+class UnschedulableJobError(CompactHydraException):
+    """A job can never start with what it asks for (message: the key to change).
+
+    A compact Hydra exception: ``python -m rlkit -m`` prints its one-line message alone."""
 
 
 class _RecordingLauncher(plugin.BaseSubmititLauncher):
@@ -225,17 +228,19 @@ class SlurmLauncher(_RecordingLauncher, plugin.SlurmLauncher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None
-        sweep_dir = self._prepare_sweep_dir()
-        log.info(f"Submitit 'slurm' sweep output dir : {sweep_dir}")
         jobs = [(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
         shapes = self._shapes(jobs)
         if self.check_resources:
             self._check(shapes)
+        sweep_dir = self._prepare_sweep_dir()
+        log.info(f"Submitit 'slurm' sweep output dir : {sweep_dir}")
         submitted: dict[int, Any] = {}
+        requests: dict[str, tuple[Request, str | None]] = {}  # job id -> request, partition
         for params, group in shapes.values():
             for (num, _), job in zip(group, self._submit(params, group)):
                 submitted[num] = job
-        self._wait(submitted)
+                requests[job.job_id] = (Request.from_params(params), params.get("partition"))
+        self._wait(submitted, requests)
         return [submitted[num].results()[0] for num, _ in jobs]
 
     def _shapes(self, jobs: Sequence[tuple[int, list[str]]]) -> dict[str, tuple[dict[str, Any], list]]:
@@ -276,8 +281,10 @@ class SlurmLauncher(_RecordingLauncher, plugin.SlurmLauncher):
                 raise UnschedulableJobError(problem)
         log.info(f"Slurm resources checked in {time.perf_counter() - t0:.3f}s")
 
-    def _wait(self, submitted: dict[int, Any]) -> None:
-        """Until every job is done; fails when one stays pending for a hopeless reason."""
+    def _wait(self, submitted: dict[int, Any], requests: dict[str, tuple[Request, str | None]]) -> None:
+        """Until every job is done; fails when one stays pending for a hopeless reason: one
+        that waits for a limit to change, or ``Resources`` for a request that no node in
+        service can run (nodes went down or were drained after the submission)."""
         if self.give_up_pending_s is None:
             return
         numbers = {job.job_id: num for num, job in submitted.items()}
@@ -285,11 +292,17 @@ class SlurmLauncher(_RecordingLauncher, plugin.SlurmLauncher):
         while not all(job.done() for job in submitted.values()):
             now = time.monotonic()
             waiting = [job.job_id for job in submitted.values() if not job.done()]
-            stuck = {
-                job_id: reason
-                for job_id, reason in _pending_reasons(waiting).items()
-                if hopeless_reason(reason)
-            }
+            reasons = _pending_reasons(waiting)
+            stuck = {job_id: reason for job_id, reason in reasons.items() if hopeless_reason(reason)}
+            partitions: dict[str | None, Any] = {}
+            for job_id in [j for j, reason in reasons.items() if reason == "Resources"]:
+                request, name = requests[job_id]
+                if name not in partitions:
+                    partitions[name] = query_partition(name)
+                if isinstance(partitions[name], Partition):
+                    problem = check_request(request, partitions[name], "its request")
+                    if problem is not None:
+                        stuck[job_id] = f"Resources; {problem}"
             stuck_since = {job_id: stuck_since.get(job_id, now) for job_id in stuck}
             for job_id, reason in stuck.items():
                 if stuck_since[job_id] == now:
@@ -309,7 +322,6 @@ class SlurmLauncher(_RecordingLauncher, plugin.SlurmLauncher):
                     "(hydra.launcher.check_resources=true does before submitting)"
                 )
             time.sleep(self.poll_s)
-
 
     def _cancel_unfinished(self, submitted: dict[int, Any], why: str) -> None:
         """scancel the jobs that have not ended; record those that never started as failed."""
