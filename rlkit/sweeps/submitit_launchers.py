@@ -229,9 +229,15 @@ class SlurmLauncher(_RecordingLauncher, plugin.SlurmLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None
         jobs = [(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
+        t0 = time.perf_counter()
         shapes = self._shapes(jobs)
+        t1 = time.perf_counter()
         if self.check_resources:
             self._check(shapes)
+        log.info(
+            f"{len(jobs)} job(s), {len(shapes)} resource request(s): resolved in {t1 - t0:.2f}s"
+            + (f", checked against the partition in {time.perf_counter() - t1:.3f}s" if self.check_resources else "")
+        )
         sweep_dir = self._prepare_sweep_dir()
         log.info(f"Submitit 'slurm' sweep output dir : {sweep_dir}")
         submitted: dict[int, Any] = {}
@@ -259,7 +265,6 @@ class SlurmLauncher(_RecordingLauncher, plugin.SlurmLauncher):
         return shapes
 
     def _check(self, shapes: dict[str, tuple[dict[str, Any], list]]) -> None:
-        t0 = time.perf_counter()
         cache: dict[Any, Partition | list[str] | None] = {}
         for params, group in shapes.values():
             name = params.get("partition")
@@ -279,7 +284,6 @@ class SlurmLauncher(_RecordingLauncher, plugin.SlurmLauncher):
             problem = check_request(request, partition, what)
             if problem is not None:
                 raise UnschedulableJobError(problem)
-        log.info(f"Slurm resources checked in {time.perf_counter() - t0:.3f}s")
 
     def _wait(self, submitted: dict[int, Any], requests: dict[str, tuple[Request, str | None]]) -> None:
         """Until every job is done; fails when one stays pending for a hopeless reason: one

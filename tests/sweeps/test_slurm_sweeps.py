@@ -200,6 +200,10 @@ def test_each_resource_shape_is_one_array(slurm_cluster, tiny_model_dir, tmp_pat
 
     results = {r.job_num: r for r in collect(sweep_dir)}
     assert {n: r.status for n, r in results.items()} == {0: "completed", 1: "completed"}, show(proc)
+    timing = next(line for line in proc.stdout.splitlines() if "resource request(s)" in line)
+    print(timing)  # what resolving each job's resources and checking them took
+    assert "2 job(s), 2 resource request(s): resolved in" in timing
+    assert "checked against the partition in" in timing
     # one submission each (submitit submits a one-job array as a plain job)
     ids = [results[0].job_id, results[1].job_id]
     assert ids[0] != ids[1] and all(re.fullmatch(r"\d+", i) for i in ids)
