@@ -104,6 +104,8 @@ def test_grpo_across_nodes_survives_losing_a_generator_node(nodes, tmp_path):
     sync = [r["time/weight_sync"] for r in rows]
     print("weight sync per step (s):", [round(s, 4) for s in sync])
     assert all(s > 0 for s in sync)
+    # Steps without a restart move the tiny model's weights between nodes in well under a second.
+    assert sorted(sync)[len(sync) // 2] < 1.0
     # The generators on the other nodes sampled with the trainer's weights of every step,
     # the restarted one included: their log-probabilities are the trainer's.
     assert max(r["mismatch/logprob_abs_diff"] for r in rows) < 1e-4
