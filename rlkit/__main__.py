@@ -6,8 +6,10 @@ typed configs. torch is imported only once a run starts, so ``--help`` stays fas
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rlkit.config import register_with_hydra
 
@@ -18,7 +20,20 @@ register_with_hydra()
 def main(cfg: DictConfig) -> float | None:
     from rlkit.cli import dispatch
 
-    return dispatch(cfg)
+    return objective(dispatch(cfg), cfg)
+
+
+def objective(metrics: Mapping[str, float], cfg: DictConfig) -> float | None:
+    """What the job returns to Hydra's sweeper (Optuna optimises it): the final value of
+    ``sweep_summary.metric``, else of the first ``eval/*`` metric; None when there is none."""
+    metric = OmegaConf.select(cfg, "sweep_summary.metric")
+    if metric is None:
+        metric = next((key for key in metrics if key.startswith("eval/")), None)
+        return None if metric is None else float(metrics[metric])
+    if metric not in metrics:
+        raise KeyError(f"sweep_summary.metric={metric} is not a final metric of this run; "
+                       f"it has: {', '.join(sorted(metrics)) or 'none'}")
+    return float(metrics[metric])
 
 
 if __name__ == "__main__":
