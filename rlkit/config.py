@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rlkit.cluster.config import ClusterConfig
+from rlkit.hub import HubConfig
 from rlkit.registry import Registry
 
 
@@ -149,6 +150,8 @@ class RunConfig:
     sweep_summary: SweepSummaryConfig = field(default_factory=SweepSummaryConfig)
     #: Trainer ranks and generators as Ray actors (rlkit.cluster); null: this process and its ranks.
     cluster: Optional[ClusterConfig] = None
+    #: Publishing the final model to the Hugging Face Hub (rlkit.hub).
+    hub: HubConfig = field(default_factory=HubConfig)
 
 
 #: Config group -> registry kind of the component it selects.

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-#: Groups not listed: Hydra's own, and sweep presets (used with ``+sweep=``, listed apart).
+#: Groups not listed: Hydra's own.
 HIDDEN_GROUPS = ("hydra",)
 #: Groups outside the defaults list, chosen with a ``+`` (``+sweep=dpo_beta``, ``+recipe=sft_qwen``).
 APPENDED_GROUPS = ("sweep", "recipe")
@@ -25,12 +26,15 @@ def register_help_resolver() -> None:
     OmegaConf.register_new_resolver("rlkit_config_groups", config_groups_help, replace=True)
 
 
-def config_groups_help() -> str:
-    """``group`` lines, each followed by ``  option  description`` lines."""
+def config_groups_help(*, _root_: Any = None) -> str:
+    """``group=`` lines, each followed by ``  option  description`` lines; a group the
+    config does not choose by default (``sweep``, ``recipe``) is shown as ``+group=``."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.object_type import ObjectType
+    from omegaconf import OmegaConf
 
     loader = GlobalHydra.instance().config_loader()
+    chosen = set(OmegaConf.select(_root_, "hydra.runtime.choices", default=None) or {})
     lines: list[str] = []
     for group in sorted(loader.list_groups("")):
         if group in HIDDEN_GROUPS:

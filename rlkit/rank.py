@@ -7,6 +7,7 @@ Every launcher ends here: this process for a single-process run, each spawned ra
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -17,11 +18,14 @@ from rlkit.loggers.base import RunInfo
 from rlkit.outputs import RunOutputs
 
 
-def train_rank(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+def train_rank(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
     """Train this rank's part of the run configured by ``cfg`` (a concrete backend, no
-    ``cluster``); returns the final held-out metrics."""
+    ``cluster``); returns the final held-out metrics. ``reward``, when given, is used
+    instead of building the configured one (the Python API's ``reward_fn``)."""
     from rlkit.algorithms.base import TrainContext
+    from rlkit.hub import publish
     from rlkit.loggers.jsonl import truncate_after
+    from rlkit.manifest import recorded
     from rlkit.models.loading import load_tokenizer, resolve_path
     from rlkit.trainer.checkpoint import CheckpointManager
     from rlkit.trainer.loop import Trainer, set_seed
@@ -32,7 +36,7 @@ def train_rank(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     run_dir.mkdir(parents=True, exist_ok=True)
     # Write the built-in model's files before any process group exists: once
     # torch.distributed is up, transformers' save_pretrained writes nothing on ranks != 0.
-    resolve_path(run.model)
+    model_path = resolve_path(run.model)
     set_seed(run.trainer.seed)
     backend = parts["backend"].build()
     algo = parts["algo"]
@@ -45,7 +49,7 @@ def train_rank(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     policy = backend.wrap(load_policy(run, algo.cls.model_kind, tokenizer, resume_from))
     ctx = TrainContext(policy=policy, tokenizer=tokenizer, backend=backend, trainer=run.trainer, model=run.model,
                        generator=generator_spec(parts).build(policy, tokenizer),
-                       reward=build_reward(parts["reward"]) if "reward" in parts else None)
+                       reward=reward or (build_reward(parts["reward"]) if "reward" in parts else None))
     algorithm = algo.build(ctx)
 
     if resume_from and backend.is_main:
@@ -64,9 +68,11 @@ def train_rank(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         if backend.is_main:
             print(f"resumed from {resume_from} (step {trainer.step})", flush=True)
     try:
-        final = trainer.fit()
+        with recorded(run_dir, info.config.get("data", {}), model_path) if backend.is_main else nullcontext():
+            final = trainer.fit()
         if backend.is_main:
             print(report(trainer.initial_eval, final, outputs.final), flush=True)
+            publish(outputs.final, info.config, final, outputs.run_dir / "metrics.png", run.hub)
         return final
     finally:
         for logger in loggers:

@@ -16,7 +16,7 @@ def test_help_lists_each_group_and_option_with_its_description():
     assert "is powered by Hydra" not in out
     lines = out.splitlines()
     for group_dir in sorted(p for p in REPO_CONF.iterdir() if p.is_dir() and p.name != "hydra"):
-        header = "+sweep=" if group_dir.name == "sweep" else f"{group_dir.name}="
+        header = f"+{group_dir.name}=" if group_dir.name in ("sweep", "recipe") else f"{group_dir.name}="
         assert header in lines, f"{header} missing from --help"
         start = lines.index(header) + 1
         listed = {}

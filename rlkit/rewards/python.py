@@ -29,9 +29,11 @@ class CallableReward(PerSampleReward):
 
     config: Config
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, function: RewardFunction | None = None):
+        """``function``, when given, is called instead of importing ``config.function`` (the
+        Python API passes a notebook's function this way)."""
         super().__init__(config)
-        self._function = load_function(config.function)
+        self._function = function if function is not None else load_function(config.function)
         self._kwargs = dict(config.kwargs)
 
     @property

@@ -23,6 +23,7 @@ from rlkit.config import TrainerConfig
 from rlkit.data.sampler import EpochSampler
 from rlkit.loggers.base import Logger, finish
 from rlkit.loggers.plot import plot_metrics
+from rlkit.resources import ResourceMonitor
 from rlkit.outputs import RunOutputs
 from rlkit.trainer.checkpoint import (
     SHARDED_DIR,
@@ -54,6 +55,7 @@ class Trainer:
         self.config = config
         self.algorithm = algorithm
         self.backend = backend
+        self.resources = ResourceMonitor(backend.device)
         self.policy = algorithm.ctx.policy
         self.train_samples = train_samples
         self.eval_samples = eval_samples[: config.eval_samples] if config.eval_samples else eval_samples
@@ -132,7 +134,7 @@ class Trainer:
                 metrics = self.train_step()
                 self.step += 1
                 if self.step % config.log_every == 0 or self.step == config.max_steps:
-                    self.log(metrics)
+                    self.log({**metrics, **self.resources.read()})
                 if config.eval_every and self.step % config.eval_every == 0 and self.step < config.max_steps:
                     self.evaluate()
                 if config.save_every and self.step % config.save_every == 0 and self.step < config.max_steps:
