@@ -6,6 +6,7 @@
         status.json        running | completed | failed: step, error, final metrics (RunStatus)
         checkpoints/       step_XXXXXXXX/ directories (rlkit.trainer.checkpoint)
         final/             the final model in Hugging Face format
+        placement.jsonl    cluster=... runs: which Ray node each actor ran on (rlkit.cluster.nodes)
 
 Every reader and writer of these paths takes them from :class:`RunOutputs` (the trainer,
 the launchers, loggers, pipelines, sweep summaries), and ``status.json`` is read and
@@ -80,6 +81,10 @@ class RunOutputs:
     @property
     def metrics_plot(self) -> Path:
         return self.run_dir / "metrics.png"
+
+    @property
+    def placement(self) -> Path:
+        return self.run_dir / "placement.jsonl"
 
     @property
     def status_file(self) -> Path:

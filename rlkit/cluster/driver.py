@@ -19,8 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlkit.backends.launch import RankFailed, record_failure
 from rlkit.cluster.config import ClusterConfig
-from rlkit.cluster.nodes import PLACEMENT_LOG
 from rlkit.cluster.session import NAMESPACE, actor_env, ray_session, threads_for
+from rlkit.outputs import RunOutputs
 
 _log = logging.getLogger(__name__)
 
@@ -76,14 +76,15 @@ def train_on_cluster(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             ray.get([actor.ready.remote() for actor in actors.generators + actors.trainers])
             _log.info("cluster: %d trainer rank(s), %d generator(s), placement=%s%s", ranks, len(actors.generators),
                       cluster.placement, ", asynchronous rollouts" if cluster.async_rollouts else "")
-            actors.record_placement(run_dir / PLACEMENT_LOG)
+            placement_log = RunOutputs(run_dir).placement
+            actors.record_placement(placement_log)
             container = OmegaConf.to_container(cfg, resolve=True)
             container["cluster"] = None
             container["generator"] = {
                 "name": "ray", "actors": actors.generator_names, "store": actors.store_name, "namespace": NAMESPACE,
                 "max_staleness": cluster.max_staleness if cluster.async_rollouts else 0,
                 "restart_timeout_s": cluster.restart_timeout_s, "placement_group": placement.group.id.hex(),
-                "placement_log": str(run_dir / PLACEMENT_LOG), "run_id": actors.run_id,
+                "placement_log": str(placement_log), "run_id": actors.run_id,
             }
             return run_trainers(actors.trainers, container, run_dir)
         except RankFailed as exc:

@@ -1,7 +1,7 @@
 """Which Ray node each actor runs on, recorded in the run directory, and what to say when one is lost.
 
 Every actor of a run reports where it runs (:func:`here`); the driver appends one line per
-actor to ``<run dir>/placement.jsonl`` when the run starts, and a trainer rank appends one
+actor to the run's placement log (``RunOutputs.placement``) when the run starts, and a trainer rank appends one
 when a generator actor comes back after dying (possibly on another node). Each line:
 ``{"run_id", "event": "started"|"restarted", "actor", "node_id", "ip", "resources", "host", "pid",
 "time"}``;
@@ -17,10 +17,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-#: The placement log's name in the run directory.
-PLACEMENT_LOG = "placement.jsonl"
-
 
 def here() -> dict[str, Any]:
     """Where the calling actor runs: Ray node id, node IP address, the node's custom
