@@ -6,6 +6,7 @@ typed configs. torch is imported only once a run starts, so ``--help`` stays fas
 
 from __future__ import annotations
 
+import sys
 from typing import Mapping
 
 import hydra
@@ -17,10 +18,19 @@ register_with_hydra()
 
 
 @hydra.main(config_path="pkg://rlkit.conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
+def run_job(cfg: DictConfig) -> float | None:
     from rlkit.cli import dispatch
 
     return objective(dispatch(cfg), cfg)
+
+
+def main() -> None:
+    """``python -m rlkit`` and the ``rlkit`` command: Hydra's command line, where ``algo=...``
+    without ``pipeline=...`` asks for one run of that algorithm (see :func:`single_run`)."""
+    from rlkit.cli import single_run
+
+    sys.argv[1:] = single_run(sys.argv[1:])
+    run_job()
 
 
 def objective(metrics: Mapping[str, float], cfg: DictConfig) -> float | None:

@@ -42,8 +42,10 @@ def compose_dict(overrides: Iterable[str] = ()) -> DictConfig:
     """The composed config as Hydra gives it (what :func:`train` runs)."""
     from hydra import compose as hydra_compose
 
+    from rlkit.cli import single_run
+
     with _hydra():
-        return hydra_compose("config", overrides=list(overrides))
+        return hydra_compose("config", overrides=single_run(overrides))
 
 
 def train(

@@ -6,7 +6,9 @@ algorithm, so the default pipeline (SFT -> GRPO -> evaluation) never swallows it
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Sequence
 
 from omegaconf import DictConfig
 
@@ -34,3 +36,14 @@ def dispatch(cfg: DictConfig) -> dict[str, float]:
     print(summary(results))
     print(f"plot: {plot_pipeline(results, run_dir / 'pipeline.png')}", flush=True)
     return results[-1].metrics
+
+
+def single_run(args: Sequence[str]) -> list[str]:
+    """``args`` plus ``pipeline=none`` when they choose an ``algo`` but no pipeline, so that
+    the composed config (``--cfg job``, ``.hydra/config.yaml``, trackers' params) is the one
+    run's, without the default pipeline's stages."""
+    args = list(args)
+    algo = next((i for i, a in enumerate(args) if a.startswith("algo=")), None)
+    if algo is not None and not any(re.match(r"[+~]*pipeline=", a) for a in args):
+        args.insert(algo + 1, "pipeline=none")  # next to an override: argparse wants them together
+    return args

@@ -40,3 +40,26 @@ def test_description_is_the_first_sentence_of_the_leading_comment():
     assert describe("# A (b. c) thing; more\n# continued\n") == "A (b. c) thing"
     assert describe("# Two lines\n# of one sentence.\n") == "Two lines of one sentence"
     assert describe("key: 1\n# late comment\n") == ""
+
+
+def test_cfg_job_shows_only_what_the_run_uses():
+    def job_config(*args: str) -> dict:
+        import yaml
+
+        out = subprocess.run([sys.executable, "-m", "rlkit", *args, "--cfg", "job"], capture_output=True, text=True,
+                             check=True).stdout
+        return yaml.safe_load(out)
+
+    single = job_config("algo=dpo")
+    assert single["algo"]["name"] == "dpo" and single["stages"] == []
+    assert [s["name"] for s in job_config()["stages"]] == ["sft", "grpo", "eval"]  # the default pipeline
+    assert job_config("algo=dpo", "pipeline=sft_grpo")["stages"]  # asked for explicitly
+
+
+def test_single_run_adds_pipeline_none_next_to_the_algo():
+    from rlkit.cli import single_run
+
+    assert single_run(["-m", "algo=dpo", "trainer.lr=1,2", "--cfg", "job"]) == [
+        "-m", "algo=dpo", "pipeline=none", "trainer.lr=1,2", "--cfg", "job"]
+    assert single_run(["algo=dpo", "pipeline=sft_grpo"]) == ["algo=dpo", "pipeline=sft_grpo"]
+    assert single_run(["algo.beta=0.1"]) == ["algo.beta=0.1"] and single_run([]) == []
