@@ -19,39 +19,49 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rlkit.cluster.config import ClusterConfig
 from rlkit.hub import HubConfig
-from rlkit.registry import Registry
+from rlkit.registry import CONFIG_GROUPS, Registry
+from rlkit.schema import Choice, Dtype, OutOfRange, above, at_least, between, check_ranges
+
+
+class Schedule(Choice):
+    """The learning rate after the warmup."""
+
+    cosine = "cosine"
+    linear = "linear"
+    constant = "constant"
 
 
 @dataclass
 class TrainerConfig:
-    max_steps: int = 100
+    max_steps: int = field(default=100, metadata=at_least(0))
     seed: int = 0
     #: Samples per optimizer step (pairs for DPO, prompts for online RL), across all ranks.
-    batch_size: int = 32
+    batch_size: int = field(default=32, metadata=at_least(1))
     #: Samples per forward/backward; the update does not depend on it.
-    micro_batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    micro_batch_size: int = field(default=32, metadata=at_least(1))
+    lr: float = field(default=1e-3, metadata=above(0))
+    weight_decay: float = field(default=0.0, metadata=at_least(0))
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    adam_eps: float = 1e-8
-    warmup_steps: int = 0
+    adam_eps: float = field(default=1e-8, metadata=above(0))
+    warmup_steps: int = field(default=0, metadata=at_least(0))
     #: cosine | linear | constant, after the warmup.
-    schedule: str = "cosine"
-    min_lr_ratio: float = 0.0
-    max_grad_norm: float = 1.0
-    log_every: int = 1
+    schedule: Schedule = Schedule.cosine
+    #: The schedule's final learning rate, as a share of ``lr``.
+    min_lr_ratio: float = field(default=0.0, metadata=between(0, 1))
+    max_grad_norm: float = field(default=1.0, metadata=above(0))
+    log_every: int = field(default=1, metadata=at_least(1))
     #: Evaluate every N steps (0: only at the start and end).
-    eval_every: int = 50
+    eval_every: int = field(default=50, metadata=at_least(0))
     #: Held-out samples used for evaluation (0: all of the eval split).
-    eval_samples: int = 200
-    eval_batch_size: int = 64
-    eval_max_new_tokens: int = 16
+    eval_samples: int = field(default=200, metadata=at_least(0))
+    eval_batch_size: int = field(default=64, metadata=at_least(1))
+    eval_max_new_tokens: int = field(default=16, metadata=at_least(1))
     #: Held-out prompts whose greedy completions are logged at each evaluation
     #: (samples/step_N.jsonl, logger tables); 0: none.
-    log_samples: int = 8
+    log_samples: int = field(default=8, metadata=at_least(0))
     #: Save a checkpoint every N steps (0: only the final model).
-    save_every: int = 50
-    keep_checkpoints: int = 2
+    save_every: int = field(default=50, metadata=at_least(0))
+    keep_checkpoints: int = field(default=2, metadata=at_least(1))
     #: Resume from the run directory's latest complete checkpoint if there is one.
     resume: bool = True
 
@@ -59,9 +69,9 @@ class TrainerConfig:
 @dataclass
 class LoraConfig:
     enabled: bool = False
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
+    r: int = field(default=8, metadata=at_least(1))
+    alpha: int = field(default=16, metadata=above(0))
+    dropout: float = field(default=0.0, metadata=between(0, 1))
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
@@ -69,13 +79,13 @@ class LoraConfig:
 class TinyModelConfig:
     """The built-in Llama-style model (``model.name_or_path: builtin:tiny``)."""
 
-    hidden_size: int = 128
-    intermediate_size: int = 256
-    num_layers: int = 4
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    max_position_embeddings: int = 256
-    vocab_size: int = 512
+    hidden_size: int = field(default=128, metadata=at_least(1))
+    intermediate_size: int = field(default=256, metadata=at_least(1))
+    num_layers: int = field(default=4, metadata=at_least(1))
+    num_heads: int = field(default=4, metadata=at_least(1))
+    num_kv_heads: int = field(default=2, metadata=at_least(1))
+    max_position_embeddings: int = field(default=256, metadata=at_least(1))
+    vocab_size: int = field(default=512, metadata=at_least(1))
     seed: int = 0
 
 
@@ -85,7 +95,7 @@ class ModelConfig:
     name_or_path: str = "builtin:tiny"
     #: Tokenizer location when it differs from the model's.
     tokenizer: Optional[str] = None
-    dtype: str = "float32"
+    dtype: Dtype = Dtype.float32
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False
     attn_implementation: Optional[str] = None
@@ -99,12 +109,17 @@ class EvalConfig:
 
     split: str = "eval"
     #: Prompts to score (0: the whole split).
-    samples: int = 200
+    samples: int = field(default=200, metadata=at_least(0))
     #: Samples per prompt for pass@k (1: greedy decoding only).
-    k: int = 1
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 32
+    k: int = field(default=1, metadata=at_least(1))
+    temperature: float = field(default=1.0, metadata=above(0))
+    top_p: float = field(default=1.0, metadata=between(0, 1))
+    max_new_tokens: int = field(default=32, metadata=at_least(1))
+
+
+class StageKind(Choice):
+    train = "train"
+    evaluate = "evaluate"
 
 
 @dataclass
@@ -113,7 +128,7 @@ class StageConfig:
 
     name: str = "???"
     #: train | evaluate
-    kind: str = "train"
+    kind: StageKind = StageKind.train
     overrides: list[str] = field(default_factory=list)
 
 
@@ -154,22 +169,17 @@ class RunConfig:
     hub: HubConfig = field(default_factory=HubConfig)
 
 
-#: Config group -> registry kind of the component it selects.
-COMPONENT_GROUPS = {
-    "algo": "algorithms",
-    "backend": "backends",
-    "data": "datasets",
-    "reward": "rewards",
-    "generator": "generators",
-}
+#: Config group -> registry kind of the component it selects (loggers: see ``logger``).
+COMPONENT_GROUPS = {group: kind for kind, group in CONFIG_GROUPS.items() if kind != "loggers"}
 
 
 class ConfigError(ValueError):
-    """A config node that does not fit its component's schema."""
+    """A config value that does not fit its schema; the message starts with its key."""
 
 
 def register_with_hydra() -> None:
-    """Make ``rlkit_schema`` available to ``config.yaml`` and plugins' presets to the groups.
+    """Make ``rlkit_schema``, every component's schema (rlkit.config_store) and plugins'
+    presets available to Hydra, and the compose-time check (rlkit.config_check).
 
     Hydra finds the search-path plugin by scanning the ``hydra_plugins`` namespace package,
     which misses it under editable installs (their import hooks are invisible to the scan);
@@ -181,9 +191,11 @@ def register_with_hydra() -> None:
 
     from hydra_plugins.rlkit_searchpath.rlkit_searchpath import RlkitPluginConfigs
     from rlkit.help import register_help_resolver
+    from rlkit.config_store import register_component_schemas
     from rlkit.sweeps.launchers import register_launchers
 
     ConfigStore.instance().store(name="rlkit_schema", node=RunConfig)
+    register_component_schemas()
     register_launchers()  # hydra/launcher=submitit_slurm|submitit_local and their resolvers
     register_help_resolver()  # --help lists each group's options (conf/hydra/help/rlkit.yaml)
     plugins = Plugins.instance()
@@ -191,31 +203,88 @@ def register_with_hydra() -> None:
         plugins.register(RlkitPluginConfigs)
 
 
-def component_config(
-    key: str, node: DictConfig | dict, kind: str, name: str | None = None
-) -> tuple[type, Any]:
-    """Resolve ``node`` to its component class and typed config.
+def typed_component_config(key: str, node: DictConfig | dict, kind: str, name: str | None = None) -> tuple[str, Any]:
+    """``(name, typed config)`` of a component node, without importing the component.
 
     The component is ``name``, or the node's own ``name`` entry. Raises ConfigError naming
-    ``key`` (e.g. ``algo.lr``) for unknown fields or bad types.
+    the key (e.g. ``algo.kl_beta``) for an unknown field, a wrong type or choice, a missing
+    mandatory value or a value out of its declared range.
     """
     node = OmegaConf.create(node) if isinstance(node, dict) else node
     if name is None:
         if "name" not in node:
             raise ConfigError(f"{key}: missing 'name' (the registered component to use)")
         name = node.name
-    cls = Registry(kind).load(name)
+    schema = Registry(kind).schema(name)
     fields = OmegaConf.masked_copy(node, [k for k in node.keys() if k != "name"])
+    where = f"(schema: {schema.__module__}.{schema.__qualname__})"
     try:
-        typed = OmegaConf.merge(OmegaConf.structured(cls.Config), fields)
-        return cls, OmegaConf.to_object(typed)
+        typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), fields))
     except OmegaConfBaseException as exc:
-        where = f"{key}.{exc.full_key}" if getattr(exc, "full_key", None) else key
-        raise ConfigError(f"{where}: {exc.msg if hasattr(exc, 'msg') else exc} "
-                          f"(schema: {cls.__module__}.{cls.Config.__qualname__})") from exc
+        at = f"{key}.{exc.full_key}" if getattr(exc, "full_key", None) else key
+        raise ConfigError(f"{at}: {_first_line(exc)} {where}") from exc
+    try:
+        check_ranges(typed, key)
+    except OutOfRange as exc:
+        raise ConfigError(f"{exc} {where}") from exc
+    return name, typed
+
+
+def component_config(
+    key: str, node: DictConfig | dict, kind: str, name: str | None = None
+) -> tuple[type, Any]:
+    """Resolve ``node`` to its component class and typed config (see typed_component_config)."""
+    name, typed = typed_component_config(key, node, kind, name)
+    return Registry(kind).load(name), typed
 
 
 def typed_run_config(cfg: DictConfig) -> RunConfig:
-    """The composed config as dataclasses (component groups stay plain dicts)."""
-    merged = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)
-    return OmegaConf.to_object(merged)
+    """The composed config as dataclasses (component groups stay plain dicts), with every
+    top-level value checked against its declared range (ConfigError naming the key)."""
+    components = [*COMPONENT_GROUPS, "logger"]
+    try:
+        # Component nodes carry their schema's type (rlkit.config_store); they stay plain
+        # dicts here, and component_config types them once the component is known.
+        plain = {key: None if cfg[key] is None else OmegaConf.to_container(cfg[key], resolve=True, enum_to_str=True)
+                 for key in components if key in cfg}
+        rest = OmegaConf.masked_copy(cfg, [key for key in cfg if key not in components])
+        run = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), rest, plain))
+    except OmegaConfBaseException as exc:
+        at = getattr(exc, "full_key", None)
+        raise ConfigError(f"{at + ': ' if at else ''}{_first_line(exc)}") from exc
+    try:
+        check_ranges(run)
+    except OutOfRange as exc:
+        raise ConfigError(str(exc)) from exc
+    return run
+
+
+def _first_line(exc: OmegaConfBaseException) -> str:
+    """OmegaConf's message without the lines on full_key/object_type it appends."""
+    return str(getattr(exc, "msg", None) or exc).splitlines()[0]
+
+
+def check_config(cfg: DictConfig) -> RunConfig:
+    """Check a composed config completely without importing torch or building anything:
+    every top-level value and every component node (children of a combined reward
+    included) against its schema and ranges. Raises ConfigError naming the first bad key."""
+    run = typed_run_config(cfg)
+    for group, kind in COMPONENT_GROUPS.items():
+        node = getattr(run, group)
+        if node:
+            _, typed = typed_component_config(group, node, kind)
+            if group == "reward":
+                _check_reward_children(typed)
+    for name, node in run.logger.items():
+        typed_component_config(f"logger.{name}", node or {}, "loggers", name=name)
+    return run
+
+
+def _check_reward_children(typed: Any) -> None:
+    """A combined reward's entries (``{name, weight?, label?, ...fields}``), each against its
+    own reward's schema."""
+    for index, entry in enumerate(getattr(typed, "rewards", None) or []):
+        if isinstance(entry, dict) and "name" in entry:
+            fields = {k: v for k, v in entry.items() if k not in ("weight", "label")}
+            _, child = typed_component_config(f"reward.rewards[{index}]", fields, "rewards")
+            _check_reward_children(child)

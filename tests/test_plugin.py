@@ -26,7 +26,7 @@ def example_plugin():
 
 
 def test_plugin_components_are_registered(example_plugin):
-    assert Registry("datasets").registrations["multiplication"].provider == "rlkit-example-plugin 0.1.0"
+    assert Registry("datasets").get("multiplication").provider == "rlkit-example-plugin 0.1.0"
     assert Registry("rewards").load("brevity").__name__ == "BrevityReward"
     out = subprocess.run([sys.executable, "-m", "rlkit.registry"], capture_output=True, text=True, check=True).stdout
     assert "rlkit_example.brevity:BrevityReward" in out

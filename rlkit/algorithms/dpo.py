@@ -25,12 +25,13 @@ Chosen and rejected completions of a micro-batch go through the model in one for
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
 from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
+from rlkit.algorithms.config import DPOConfig
 from rlkit.algorithms.losses import dpo_loss, masked_mean, masked_sum, sft_loss
 from rlkit.algorithms.preference import (
     PairBatch,
@@ -43,25 +44,6 @@ from rlkit.data.collate import TokenBatch
 from rlkit.models.forward import target_logprobs
 from rlkit.models.reference import ReferencePolicy
 from rlkit.types import PreferenceSample, SampleKind
-
-
-@dataclass
-class DPOConfig:
-    beta: float = 0.1
-    #: sigmoid | hinge | ipo | robust (formulas in rlkit.algorithms.losses.dpo_loss).
-    loss_type: str = "sigmoid"
-    #: e of sigmoid (cDPO) and robust (rDPO); must be 0 for hinge and ipo.
-    label_smoothing: float = 0.0
-    #: Weight of the per-token NLL of the chosen completions added to the loss (0: off).
-    nll_weight: float = 0.0
-    #: Mean instead of sum of the completion tokens' log-probabilities.
-    average_logprobs: bool = False
-    #: Reference checkpoint (same tokenizer); None: the initial policy.
-    ref_name_or_path: Optional[str] = None
-    #: Compute each pair's reference log-probabilities once and reuse them; False:
-    #: recompute them in every forward pass.
-    precompute_ref: bool = True
-    max_length: int = 512
 
 
 @dataclass

@@ -18,74 +18,21 @@ Common recipes as config:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
 
 from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
+from rlkit.algorithms.config import GRPOConfig
 from rlkit.algorithms.losses import aggregate, clipped_policy_loss, group_advantages, kl_estimate
 from rlkit.algorithms.rollout import Rollouts, in_chunks, layout, sample_rollouts
 from rlkit.data.collate import TokenBatch
 from rlkit.models.forward import target_logprobs
 from rlkit.models.reference import ReferencePolicy
 from rlkit.trainer.evaluation import evaluate_prompts
-from rlkit.types import PromptSample, SampleKind, SamplingParams
-
-TRUNCATION = ("keep", "mask", "penalty")
-OFF_POLICY = ("none", "ratio", "tis")
-
-
-@dataclass
-class SamplingConfig:
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    max_new_tokens: int = 32
-    stop: list[str] = field(default_factory=list)
-
-    def params(self, n: int) -> SamplingParams:
-        return SamplingParams(self.temperature, self.top_p, self.top_k, self.max_new_tokens, tuple(self.stop), n)
-
-
-@dataclass
-class GRPOConfig:
-    group_size: int = 8
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    #: mean | loo (leave-one-out, as RLOO)
-    baseline: str = "mean"
-    #: group | batch | none (Dr. GRPO)
-    scale: str = "group"
-    #: token | sequence (GSPO)
-    level: str = "token"
-    eps_low: float = 0.2
-    eps_high: float = 0.2
-    dual_clip: Optional[float] = None
-    #: token_mean | seq_mean_token_mean | seq_mean_token_sum_norm
-    aggregation: str = "token_mean"
-    #: KL weight; the reference model is only loaded when it is > 0.
-    kl_beta: float = 0.0
-    #: k1 | k2 | k3
-    kl_estimator: str = "k3"
-    ref_name_or_path: Optional[str] = None
-    #: Passes over each rollout batch, and optimizer updates per pass.
-    epochs: int = 1
-    minibatches: int = 1
-    #: Drop groups whose rewards are all equal (no signal) and refill with new prompts.
-    dynamic_sampling: bool = False
-    max_sampling_rounds: int = 4
-    #: keep | mask (no loss on truncated completions) | penalty (add truncation_penalty to the reward)
-    truncation: str = "keep"
-    truncation_penalty: float = -1.0
-    #: Completions per held-out prompt for pass@k (1: greedy accuracy only).
-    eval_k: int = 1
-    #: Correction for rollouts sampled by older weights (asynchronous rollouts,
-    #: cluster.async_rollouts): none | ratio (the clipped ratio is taken against the
-    #: generator's log-probabilities, the behaviour policy) | tis (each token's loss is
-    #: weighted by the truncated importance weight min(exp(old - generator), tis_cap)).
-    off_policy: str = "none"
-    tis_cap: float = 2.0
+from rlkit.types import PromptSample, SampleKind
 
 
 @dataclass
@@ -116,12 +63,6 @@ class GRPO(Algorithm):
         super().__init__(config, ctx)
         if ctx.reward is None:
             raise ValueError("algo=grpo needs a reward: add e.g. reward=math")
-        if config.truncation not in TRUNCATION:
-            raise ValueError(f"algo.truncation: unknown {config.truncation!r}; choose one of {', '.join(TRUNCATION)}")
-        if config.off_policy not in OFF_POLICY:
-            raise ValueError(f"algo.off_policy: unknown {config.off_policy!r}; choose one of {', '.join(OFF_POLICY)}")
-        if config.group_size < 2:
-            raise ValueError("algo.group_size must be >= 2 for group-relative advantages")
         self.reference = ReferencePolicy(ctx.policy, ctx.backend, ctx.model, config.ref_name_or_path) if config.kl_beta > 0 else None
 
     # ---------------------------------------------------------------- rollouts

@@ -45,7 +45,8 @@ import torch
 from torch import Tensor, nn
 
 from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
-from rlkit.algorithms.grpo import Denominators, SamplingConfig
+from rlkit.algorithms.config import PPOConfig
+from rlkit.algorithms.grpo import Denominators
 from rlkit.algorithms.losses import (
     clipped_policy_loss,
     clipped_value_loss,
@@ -62,38 +63,6 @@ from rlkit.models.reference import ReferencePolicy
 from rlkit.trainer.evaluation import evaluate_prompts
 from rlkit.trainer.optim import build_optimizer, lr_factor
 from rlkit.types import PromptSample, SampleKind
-
-
-@dataclass
-class PPOConfig:
-    #: Completions per prompt (1 is classic PPO; more gives more data per prompt).
-    samples_per_prompt: int = 1
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    gamma: float = 1.0
-    lam: float = 0.95
-    #: Whiten advantages over the valid tokens of the whole batch (all ranks).
-    whiten_advantages: bool = True
-    eps_low: float = 0.2
-    eps_high: float = 0.2
-    dual_clip: float | None = None
-    #: Value clip range around the old values.
-    value_clip: float = 0.2
-    vf_coef: float = 0.1
-    #: Per-token KL penalty (k1) in the reward; the reference model is only loaded when > 0.
-    kl_coef: float = 0.0
-    ref_name_or_path: str | None = None
-    #: Initial value model (e.g. a reward model); default: the policy's initial checkpoint.
-    value_name_or_path: str | None = None
-    #: Value optimizer learning rate and gradient clip; default: ``trainer.lr`` / ``trainer.max_grad_norm``.
-    value_lr: float | None = None
-    value_max_grad_norm: float | None = None
-    #: Passes over each rollout batch, and optimizer updates per pass.
-    epochs: int = 1
-    minibatches: int = 1
-    #: Added to the score of completions cut at ``max_new_tokens``.
-    truncation_penalty: float = 0.0
-    #: Completions per held-out prompt for pass@k (1: greedy accuracy only).
-    eval_k: int = 1
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Sequence
 from torch import Tensor
 
 from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan
+from rlkit.algorithms.config import RMConfig
 from rlkit.algorithms.losses import reward_model_loss
 from rlkit.algorithms.preference import (
     PairBatch,
@@ -30,13 +31,6 @@ from rlkit.algorithms.preference import (
 )
 from rlkit.models.forward import forward_logits
 from rlkit.types import PreferenceSample, SampleKind
-
-
-@dataclass
-class RMConfig:
-    max_length: int = 512
-    #: c of the centring term c (r_c + r_r)^2, which keeps rewards near zero (0: off).
-    center_coef: float = 0.0
 
 
 @dataclass

@@ -8,18 +8,12 @@ from typing import Sequence
 import torch
 
 from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
+from rlkit.algorithms.config import SFTConfig
 from rlkit.algorithms.losses import sft_loss
 from rlkit.data.collate import TokenBatch, TokenizedSample, collate, pack, tokenize
 from rlkit.models.forward import target_logprobs
 from rlkit.trainer.evaluation import greedy_accuracy
 from rlkit.types import SampleKind, SFTSample
-
-
-@dataclass
-class SFTConfig:
-    max_length: int = 512
-    #: Pack several samples per row (no attention across them, positions restart).
-    packing: bool = False
 
 
 @dataclass

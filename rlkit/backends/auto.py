@@ -21,21 +21,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from rlkit.backends.config import AutoConfig
 from rlkit.config import ModelConfig
 
 _log = logging.getLogger(__name__)
 GiB = 2**30
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-
-
-@dataclass
-class AutoConfig:
-    #: auto | cpu | cuda
-    device: str = "auto"
-    #: Processes on this node; 0: one per GPU (one on CPU).
-    nproc_per_node: int = 0
-    #: Share of one device's memory that weights, gradients and optimizer state may take.
-    memory_fraction: float = 0.5
 
 
 @dataclass

@@ -14,28 +14,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from rlkit.backends.config import DDPConfig
 from rlkit.backends.distributed import DistributedBackend
-
-
-@dataclass
-class DDPConfig:
-    #: auto | cpu | cuda (each rank takes cuda:LOCAL_RANK)
-    device: str = "auto"
-    #: Processes rlkit starts on this node (1: this process only, or ranks come from
-    #: torchrun/Slurm).
-    nproc_per_node: int = 1
-    #: auto (nccl on GPUs, gloo on CPUs) | nccl | gloo
-    dist_backend: str = "auto"
-    timeout_minutes: float = 30.0
-    #: Needed when some trainable parameters get no gradient in a step.
-    find_unused_parameters: bool = False
-    bucket_cap_mb: float = 25.0
 
 
 # torch >= 2.13 renamed DDP's broadcast_buffers to forward_sync_buffers.

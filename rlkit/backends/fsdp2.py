@@ -21,43 +21,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import nn
 
+from rlkit.backends.config import FSDP2Config
 from rlkit.backends.distributed import DistributedBackend
 
 #: Projections split column-wise (output features) and row-wise (input features) under TP.
 COLWISE = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
 ROWWISE = ("o_proj", "down_proj")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass
-class FSDP2Config:
-    #: auto | cpu | cuda (each rank takes cuda:LOCAL_RANK)
-    device: str = "auto"
-    #: Processes rlkit starts on this node (1: this process only, or ranks come from
-    #: torchrun/Slurm).
-    nproc_per_node: int = 1
-    #: Tensor-parallel group size; the world size must be a multiple of it.
-    tp_size: int = 1
-    #: Dtype of gathered weights in forward/backward (null: the model's dtype), e.g. bfloat16.
-    param_dtype: Optional[str] = None
-    #: Dtype of gradient reduce-scatter (null: param_dtype), e.g. float32.
-    reduce_dtype: Optional[str] = None
-    #: Keep sharded parameters, gradients and optimizer state in CPU memory (GPU runs).
-    cpu_offload: bool = False
-    #: Recompute each block's activations in backward instead of storing them.
-    activation_checkpointing: bool = False
-    #: Free gathered weights after each block's forward (False: keep them until backward;
-    #: faster, more memory).
-    reshard_after_forward: bool = True
-    #: auto (nccl on GPUs, gloo on CPUs) | nccl | gloo
-    dist_backend: str = "auto"
-    timeout_minutes: float = 30.0
 
 
 def _dtype(name: Optional[str], key: str) -> Optional[torch.dtype]:

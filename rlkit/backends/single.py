@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
 from rlkit.backends.base import Backend
+from rlkit.backends.config import SingleConfig
 
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-@dataclass
-class SingleConfig:
-    #: auto | cpu | cuda | cuda:N
-    device: str = "auto"
 
 
 class SingleBackend(Backend):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 PLACEMENTS = ("split", "colocated")
 
@@ -107,3 +107,22 @@ class ClusterConfig:
             raise ValueError(f"cluster.max_staleness must be >= 1 (steps), got {self.max_staleness}")
         if self.max_restarts < -1:
             raise ValueError(f"cluster.max_restarts must be >= -1 (-1: no limit), got {self.max_restarts}")
+
+
+@dataclass
+class RayGeneratorConfig:
+    """``generator=ray``: set up by the cluster driver, never chosen on the command line."""
+
+    component: ClassVar[str] = "rlkit.cluster.ray_generator:RayGenerator"
+
+    #: Names of the generator actors and of the weight store (set by the driver).
+    actors: list[str] = field(default_factory=list)
+    store: str = ""
+    namespace: str = "rlkit"
+    #: 0: synchronous; k >= 1: asynchronous rollouts at most k steps stale.
+    max_staleness: int = 0
+    restart_timeout_s: float = 300.0
+    #: The run's placement group (hex id), its placement log and its id (see rlkit.cluster.nodes).
+    placement_group: str = ""
+    placement_log: str = ""
+    run_id: str = ""

@@ -12,11 +12,11 @@ cannot be chosen on the command line by itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from rlkit.cluster.config import RayGeneratorConfig
 from rlkit.cluster.generator_group import GeneratorGroup
 from rlkit.cluster.prefetch import Pending, Prefetcher
 from rlkit.generators.base import Generator
@@ -28,21 +28,9 @@ class RayGenerator(Generator):
 
     needs_weight_sync = True
 
-    @dataclass
-    class Config:
-        #: Names of the generator actors and of the weight store (set by the driver).
-        actors: list[str] = field(default_factory=list)
-        store: str = ""
-        namespace: str = "rlkit"
-        #: 0: synchronous; k >= 1: asynchronous rollouts at most k steps stale.
-        max_staleness: int = 0
-        restart_timeout_s: float = 300.0
-        #: The run's placement group (hex id), its placement log and its id (see rlkit.cluster.nodes).
-        placement_group: str = ""
-        placement_log: str = ""
-        run_id: str = ""
+    Config = RayGeneratorConfig
 
-    def __init__(self, config: Config, model: Any, tokenizer: Any):
+    def __init__(self, config: RayGeneratorConfig, model: Any, tokenizer: Any):
         # model and tokenizer stay unused: the actors hold their own copies.
         if not config.actors or not config.store:
             raise ValueError("generator=ray is set up by cluster=split|colocated (rlkit.cluster); "

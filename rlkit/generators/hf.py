@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -17,6 +16,7 @@ from transformers import DynamicCache
 
 from rlkit.data.templates import encode_prompt
 from rlkit.generators.base import Generator
+from rlkit.generators.config import HFGeneratorConfig
 from rlkit.types import Completion, Prompt, SamplingParams
 
 
@@ -27,12 +27,9 @@ class HFGenerator(Generator):
     sync) or a separate copy refreshed through ``update_weights``.
     """
 
-    @dataclass
-    class Config:
-        #: Most sequences decoded together; prompts x n are processed in chunks of this size.
-        batch_size: int = 64
+    Config = HFGeneratorConfig
 
-    def __init__(self, config: Config, model: Any, tokenizer: Any):
+    def __init__(self, config: HFGeneratorConfig, model: Any, tokenizer: Any):
         self.config = config
         self.model = model
         self.tokenizer = tokenizer

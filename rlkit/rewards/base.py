@@ -26,14 +26,18 @@ import queue
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping, Optional, Sequence, Union
 
+from rlkit.schema import Choice, above
 from rlkit.types import Completion, PromptSample, RewardOutput
 
 _log = logging.getLogger(__name__)
 
-ON_ERROR = ("raise", "zero")
+#: What a reward does with a sample it fails to score (see the module docstring). Built
+#: with the functional API because ``raise`` is a keyword (OmegaConf matches member names).
+OnError = Choice("OnError", [("raise", "raise"), ("zero", "zero")])
+ON_ERROR = tuple(OnError)
 
 #: What ``PerSampleReward.score`` returns: a score, or named parts whose sum is the score.
 Score = Union[float, Mapping[str, float]]
@@ -87,11 +91,11 @@ class PerSampleReward(Reward):
 
     @dataclass
     class Config:
-        on_error: str = "raise"  # "raise" | "zero", see the module docstring
+        on_error: OnError = OnError["raise"]  # raise | zero, see the module docstring
         #: Seconds one batch may take (null: no limit); samples left unscored then fail.
-        timeout_s: Optional[float] = None
+        timeout_s: Optional[float] = field(default=None, metadata=above(0))
         #: Seconds one sample may take (null: no limit); a slower call is abandoned and fails.
-        sample_timeout_s: Optional[float] = None
+        sample_timeout_s: Optional[float] = field(default=None, metadata=above(0))
 
     def __init__(self, config: PerSampleReward.Config):
         self.config = config

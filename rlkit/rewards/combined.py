@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from omegaconf import MISSING
+
 from rlkit.rewards.base import Reward
 from rlkit.types import Completion, PromptSample, RewardOutput
 
@@ -33,10 +35,10 @@ class CombinedReward(Reward):
 
     @dataclass
     class Config:
-        rewards: list[Any] = field(default_factory=list)
+        rewards: list[Any] = MISSING
 
     def __init__(self, config: Config, *, build_child: BuildChild):
-        if not config.rewards:
+        if config.rewards in ([], MISSING):
             raise ValueError("CombinedReward needs at least one entry in rewards")
         self.config = config
         self.children: list[tuple[str, float, Reward]] = []

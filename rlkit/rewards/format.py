@@ -6,10 +6,21 @@ import re
 from dataclasses import dataclass, field
 from functools import reduce
 
+from omegaconf import MISSING
+
 from rlkit.rewards.base import PerSampleReward
+from rlkit.schema import Choice
 from rlkit.types import Completion, PromptSample
 
-MODES = ("search", "fullmatch")
+
+class MatchMode(Choice):
+    #: a match anywhere
+    search = "search"
+    #: the whole text
+    fullmatch = "fullmatch"
+
+
+MODES = tuple(MatchMode)
 
 
 class FormatReward(PerSampleReward):
@@ -23,16 +34,16 @@ class FormatReward(PerSampleReward):
 
     @dataclass
     class Config(PerSampleReward.Config):
-        pattern: str = ""
+        pattern: str = MISSING
         score: float = 1.0
-        mode: str = "search"
+        mode: MatchMode = MatchMode.search
         flags: list[str] = field(default_factory=list)
 
     config: Config
 
     def __init__(self, config: Config):
         super().__init__(config)
-        if not config.pattern:
+        if config.pattern in ("", MISSING):
             raise ValueError("FormatReward needs a pattern")
         if config.mode not in MODES:
             raise ValueError(f"FormatReward: mode must be one of {MODES}, got {config.mode!r}")

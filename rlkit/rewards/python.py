@@ -6,6 +6,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from omegaconf import MISSING
+
 from rlkit.rewards.base import PerSampleReward, Score
 from rlkit.types import Completion, PromptSample
 
@@ -24,7 +26,8 @@ class CallableReward(PerSampleReward):
 
     @dataclass
     class Config(PerSampleReward.Config):
-        function: str = ""
+        #: ``"package.module:function"``
+        function: str = MISSING
         kwargs: dict[str, Any] = field(default_factory=dict)
 
     config: Config

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -27,26 +26,16 @@ from rlkit.data.collate import TokenizedSample, collate, tokenize
 from rlkit.models.forward import forward_logits
 from rlkit.models.loading import load_model, load_tokenizer
 from rlkit.rewards.base import ON_ERROR, Reward, RewardError
+from rlkit.rewards.config import RewardModelConfig
 from rlkit.types import Completion, PromptSample, RewardOutput
 
 _log = logging.getLogger(__name__)
 
 
 class RewardModelReward(Reward):
-    @dataclass
-    class Config:
-        #: A sequence-classification checkpoint, e.g. ``<rm run>/final``.
-        path: str = "???"
-        batch_size: int = 32
-        #: auto | cpu | cuda | cuda:N
-        device: str = "auto"
-        dtype: str = "float32"
-        max_length: int = 1024
-        shift: float = 0.0
-        scale: float = 1.0
-        on_error: str = "raise"  # "raise" | "zero", see rlkit.rewards.base
+    Config = RewardModelConfig
 
-    def __init__(self, config: Config):
+    def __init__(self, config: RewardModelConfig):
         self.config = config
         if config.on_error not in ON_ERROR:
             raise ValueError(f"{self.name}: on_error must be one of {ON_ERROR}, got {config.on_error!r}")

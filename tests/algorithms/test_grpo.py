@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from rlkit.algorithms.base import TrainContext
-from rlkit.algorithms.grpo import GRPO, SamplingConfig
+from rlkit.algorithms.config import SamplingConfig
+from rlkit.algorithms.grpo import GRPO
 from rlkit.backends.single import SingleBackend
 from rlkit.config import ModelConfig, TrainerConfig
 from rlkit.data.arithmetic import ArithmeticTask

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rlkit.algorithms.base import TrainContext
-from rlkit.algorithms.grpo import SamplingConfig
+from rlkit.algorithms.config import SamplingConfig
 from rlkit.algorithms.losses import gae
 from rlkit.algorithms.ppo import PPO, token_rewards
 from rlkit.backends.single import SingleBackend
@@ -34,6 +34,8 @@ def make_ppo(model, tokenizer, model_dir, micro_batch_size=64, **options):
         generator=HFGenerator(HFGenerator.Config(), model, tokenizer), reward=MathVerifier(MathVerifier.Config()),
     )
     options.setdefault("samples_per_prompt", 4)
+    options.setdefault("epochs", 1)
+    options.setdefault("minibatches", 1)
     return PPO(PPO.Config(sampling=SamplingConfig(max_new_tokens=6), **options), ctx)
 
 
