@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from rlkit.registry import Registry
+from rlkit.registry import Registry, config_packages
 
 PLUGIN = Path(__file__).resolve().parent.parent / "plugins" / "rlkit-example-plugin"
 
 
 @pytest.fixture(scope="module")
-def example_plugin():
-    """Install the plugin from its source as a user would (not editable: nothing is linked)."""
+def example_plugin(tmp_path_factory):
+    """Install the plugin from its source as a user would (not editable: nothing is linked),
+    from a copy, so that the build leaves nothing in the repository."""
+    source = tmp_path_factory.mktemp("plugin") / PLUGIN.name
+    shutil.copytree(PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", str(PLUGIN)],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", str(source)],
         check=True,
     )
     yield
@@ -28,20 +32,35 @@ def example_plugin():
 def test_plugin_components_are_registered(example_plugin):
     assert Registry("datasets").get("multiplication").provider == "rlkit-example-plugin 0.1.0"
     assert Registry("rewards").load("brevity").__name__ == "BrevityReward"
+    assert Registry("rewards").schema("brevity") is Registry("rewards").load("brevity").Config
     out = subprocess.run([sys.executable, "-m", "rlkit.registry"], capture_output=True, text=True, check=True).stdout
-    assert "rlkit_example.brevity:BrevityReward" in out
+    assert "rlkit_example.config:BrevityConfig" in out and "rlkit_example.conf" in out
+    # The YAML presets were installed with the package (package-data), as --check verifies.
+    [package] = [p for p in config_packages() if p.package == "rlkit_example.conf"]
+    assert package.presets == ["reward/terse"]
 
 
 def test_plugin_presets_are_config_group_choices(example_plugin, compose):
-    from rlkit.config import typed_run_config
+    from rlkit.config import check_config
     from rlkit.build import resolve_components
 
-    run = typed_run_config(compose(["data=multiplication", "reward=brevity", "reward.max_chars=8"]))
+    run = check_config(compose(["data=multiplication", "reward=brevity", "reward.max_chars=12"]))
     parts = resolve_components(run)
     assert parts["data"].config.digits == 1
-    assert parts["reward"].config.max_chars == 8
+    assert parts["reward"].config.max_chars == 12
     samples = parts["data"].build().load("eval", parts["algo"].cls.sample_kind)
     assert len(samples) == 50 and "*" in samples[0].prompt[0].content
+    # A preset extends the component's option and states only what it changes.
+    terse = compose(["reward=terse"]).reward
+    assert terse.name == "brevity" and terse.max_chars == 8 and terse.on_error == "raise"
+
+
+def test_plugin_schema_is_checked_while_composing(example_plugin, compose):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as err:
+        compose(["reward=terse", "reward.max_chars=many"])
+    assert "reward.max_chars" in str(err.value.__cause__)
 
 
 @pytest.mark.slow

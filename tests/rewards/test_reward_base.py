@@ -69,10 +69,10 @@ def test_config_and_length_checks():
 @pytest.mark.parametrize("cls", [MathVerifier, FormatReward, CallableReward, CombinedReward])
 def test_configs_are_omegaconf_schemas(cls):
     schema = OmegaConf.structured(cls.Config)
-    overrides = (
-        {"rewards": [{"name": "math", "weight": 0.5}]}
-        if cls is CombinedReward
-        else {"on_error": "zero"}
-    )
+    overrides = {
+        CombinedReward: {"rewards": [{"name": "math", "weight": 0.5}]},
+        FormatReward: {"on_error": "zero", "pattern": "so"},  # pattern and function are mandatory
+        CallableReward: {"on_error": "zero", "function": "math:floor"},
+    }.get(cls, {"on_error": "zero"})
     merged = OmegaConf.to_object(OmegaConf.merge(schema, overrides))
     assert isinstance(merged, cls.Config)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rlkit.rewards.base import PerSampleReward
 from rlkit.types import Completion, PromptSample
+from rlkit_example.config import BrevityConfig
 
 
 class BrevityReward(PerSampleReward):
     """1 for completions up to ``max_chars`` characters, falling linearly to 0 at twice that."""
 
-    @dataclass
-    class Config(PerSampleReward.Config):
-        max_chars: int = 32
+    Config = BrevityConfig
 
     def score(self, sample: PromptSample, completion: Completion) -> float:
         excess = max(0, len(completion.text) - self.config.max_chars)

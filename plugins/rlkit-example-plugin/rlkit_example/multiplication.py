@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-
 from rlkit.data.base import Dataset
 from rlkit.types import Message, PromptSample, Sample, SampleKind, SFTSample
-
-
-@dataclass
-class MultiplicationConfig:
-    digits: int = 1
-    train_size: int = 1000
-    eval_size: int = 50
-    seed: int = 0
+from rlkit_example.config import MultiplicationConfig
 
 
 class MultiplicationTask(Dataset):
