@@ -1,4 +1,4 @@
-"""Every reward preset in conf/reward composes with the overrides its comment documents."""
+"""Every built-in reward composes as its config option with the overrides its docs give, and scores."""
 
 import pytest
 
