@@ -136,6 +136,6 @@ def test_sweep_checks_every_job_before_the_first_one_runs(tmp_path):
                      cwd=tmp_path)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("Error in the config: job 1 (algo=grpo reward=math algo.kl_beta=high)")
+    assert last.startswith("Error in the config: job 1 (") and "algo.kl_beta=high)" in last
     assert "algo.kl_beta" in last and "could not be converted to Float" in last
     assert not (tmp_path / "sweep").exists()  # job 0 never started
