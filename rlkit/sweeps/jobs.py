@@ -26,6 +26,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,9 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
     return found
 
 
-def _read_job(job_dir: Path, metrics_file: str, facts) -> JobResult:
+def _read_job(
+    job_dir: Path, metrics_file: str, facts: Callable[[str | None], SlurmFacts | None]
+) -> JobResult:
     problems: list[str] = []
     overrides: list[str] = []
     try:

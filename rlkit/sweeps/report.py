@@ -199,7 +199,8 @@ def format_table(
         ("status", False, lambda r: r.status),
         ("step", True, lambda r: _fmt(r.step)),
     ]
-    if any(r.requeues for r in results):
+    requeued = [r for r in results if r.requeues]
+    if requeued:
         columns.append(("requeues", True, lambda r: str(r.requeues)))
     columns.append(
         ("overrides", False, lambda r: clip(short_label(r, common), overrides_width))
@@ -226,7 +227,7 @@ def format_table(
     if common:
         out.append(f"every job: {' '.join(common)}")
     out.append(f"{len(results)} job(s): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
-    if requeued := [r for r in results if r.requeues]:
+    if requeued:
         total = sum(r.requeues for r in requeued)
         out.append(f"requeued by Slurm: {len(requeued)} job(s), {total} time(s) in all")
     failed = [r for r in ordered if r.status == "failed"]

@@ -218,7 +218,7 @@ class SlurmLauncher(_RecordingLauncher, plugin.SlurmLauncher):
     """``hydra/launcher=submitit_slurm``: arrays per resource shape, checked, watched."""
 
     #: Seconds between two looks at the queue while waiting for the jobs.
-    poll_s = 5.0
+    poll_s = 2.0
 
     def __init__(self, check_resources: bool, give_up_pending_s: float | None, **params: Any) -> None:
         # (the defaults are those of the launcher's schema, rlkit.sweeps.launchers)
