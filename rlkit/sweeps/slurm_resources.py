@@ -174,14 +174,20 @@ def query_partition(name: str | None) -> Partition | None | list[str]:
     )
 
 
-def check_request(request: Request, partition: Partition, what: str = "the job") -> str | None:
-    """None when ``request`` fits ``partition`` some day, else one line saying what to set."""
+def check_request(
+    request: Request, partition: Partition, what: str = "the job", in_service_only: bool = False
+) -> str | None:
+    """None when ``request`` fits ``partition`` some day, else one line saying what to set.
+
+    Nodes that are down or drained count (they may come back), unless ``in_service_only``.
+    """
     fixes: list[str] = []
     facts: list[str] = []
     where = f"partition '{partition.name}'"
-    nodes = [n for n in partition.nodes if n.usable]
+    nodes = [n for n in partition.nodes if n.usable or not in_service_only]
     if not nodes:
-        return f"{what} can never start: {where} has no node in service"
+        state = " in service" if in_service_only else ""
+        return f"{what} can never start: {where} has no node{state}"
 
     if partition.max_time_min is not None and (request.timeout_min or 0) > partition.max_time_min:
         facts.append(f"{request.timeout_min} min > the {partition.max_time_min} min limit")

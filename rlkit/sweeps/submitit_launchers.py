@@ -304,7 +304,7 @@ class SlurmLauncher(_RecordingLauncher, plugin.SlurmLauncher):
                 if name not in partitions:
                     partitions[name] = query_partition(name)
                 if isinstance(partitions[name], Partition):
-                    problem = check_request(request, partitions[name], "its request")
+                    problem = check_request(request, partitions[name], "its request", in_service_only=True)
                     if problem is not None:
                         stuck[job_id] = f"Resources; {problem}"
             stuck_since = {job_id: stuck_since.get(job_id, now) for job_id in stuck}

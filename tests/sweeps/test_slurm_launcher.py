@@ -37,7 +37,7 @@ def requeue_sweep(slurm_cluster, tiny_model_dir, tmp_path_factory):
     tiny = [o for o in TINY if not o.startswith(("trainer.max_steps=", "trainer.save_every="))]
     proc = slurm_sweep(
         slurm_cluster, sweep_dir, f"trainer.max_steps={ENDLESS}",
-        tiny=[*tiny, "trainer.save_every=10"],
+        tiny=[*tiny, "trainer.save_every=5"],
         launcher={"timeout_min": 1, "signal_delay_s": 1, "max_num_timeout": 1},
         timeout=400,
     )
@@ -74,12 +74,12 @@ def test_time_limit_requeues_and_resumes_until_max_num_timeout(requeue_sweep):
     resumed = re.findall(r"resumed from \S+/checkpoints/step_(\d+) \(step (\d+)\)", out)
     if not resumed:
         first = out[: out.index("Requeued job")]
-        pytest.skip(  # a machine too busy to reach step 10 within 29 s: say so, do not pass
+        pytest.skip(  # a machine too busy to reach step 5 within 29 s: say so, do not pass
             "the first attempt saved no checkpoint before Slurm's signal (last lines: "
             + " | ".join(first.strip().splitlines()[-3:]) + ")"
         )
     resumed_step = int(resumed[0][1])
-    assert len(resumed) == 1 and resumed_step > 0 and resumed_step % 10 == 0
+    assert len(resumed) == 1 and resumed_step > 0 and resumed_step % 5 == 0
     steps = [
         json.loads(line)["step"]
         for line in (job.job_dir / "metrics.jsonl").read_text().splitlines()
@@ -164,3 +164,31 @@ def test_a_job_stuck_pending_is_reported_and_cancelled(slurm_cluster, tmp_path):
     (result,) = collect(sweep_dir)
     assert result.status == "failed" and "PartitionConfig" in result.error
     assert "1 job(s): 1 failed" in proc.stdout
+
+
+def test_a_job_waiting_for_a_drained_node_is_reported(slurm_cluster, tmp_path):
+    """The request fits the node, but the node was drained: the job cannot start until an
+    administrator resumes it. The check lets it through (the node may come back); the wait
+    reports it and gives up after give_up_pending_s (0 here)."""
+    node = slurm_cluster.nodename
+    slurm_cluster.run_client("scontrol", "update", f"nodename={node}", "state=drain", "reason=rlkit-test")
+    try:
+        proc = slurm_sweep(
+            slurm_cluster, tmp_path / "sweep", "trainer.lr=1e-3", launcher={"give_up_pending_s": 0},
+            timeout=120,
+        )
+    finally:
+        slurm_cluster.run_client("scontrol", "update", f"nodename={node}", "state=resume")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and slurm_cluster.run_client(
+            "sinfo", "-h", "-N", "-o", "%T"
+        ).strip() != "idle":
+            time.sleep(0.5)
+    assert proc.returncode == 1, show(proc)
+    message = next(line for line in proc.stderr.splitlines() if "stayed pending" in line)
+    print(message)
+    assert re.search(
+        r"\(job #0\) stayed pending for \d+s \((ReqNodeNotAvail|Resources; its request can never "
+        r"start: partition '\w+' has no node in service)",
+        message,
+    ), message

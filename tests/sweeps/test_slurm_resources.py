@@ -64,8 +64,15 @@ def test_gpus_and_nodes_are_counted_on_nodes_that_fit():
     assert message.endswith("3 nodes > the 2 that fit. Set hydra.launcher.nodes=2")
     message = check_request(Request(gpus_per_node=8), part)
     assert message.endswith("8 GPUs per node > 4. Set hydra.launcher.gpus_per_node=4")
+    # a drained node may come back: the request can start some day, unless only nodes in
+    # service count (a job pending on Resources while they are out)
     drained = Node("g1", cpus=32, mem_mb=512_000, gpus=4, usable=False)
-    assert "no node in service" in check_request(Request(), partition(drained))
+    assert check_request(Request(gpus_per_node=4), partition(drained, SMALL)) is None
+    message = check_request(Request(gpus_per_node=4), partition(drained, SMALL), in_service_only=True)
+    assert message.endswith("4 GPUs per node > 0. Set backend.device=cpu")
+    assert check_request(Request(), partition(drained), "it", in_service_only=True) == (
+        "it can never start: partition 'debug' has no node in service"
+    )
 
 
 def test_scontrol_fields_and_times():
