@@ -322,8 +322,8 @@ class SlurmLauncher(_RecordingLauncher, plugin.SlurmLauncher):
                 self._cancel_unfinished(submitted, f"cancelled: job {job_id} {reason}")
                 raise UnschedulableJobError(
                     f"Slurm job {job_id} (job #{numbers.get(job_id)}) {reason}; cancelled the "
-                    "sweep's unfinished jobs. Compare the request with `scontrol show partition` "
-                    "(hydra.launcher.check_resources=true does before submitting)"
+                    "sweep's unfinished jobs (`scontrol show job`, `scontrol show partition` tell "
+                    "why; hydra.launcher.give_up_pending_s=null would wait)"
                 )
             time.sleep(self.poll_s)
 
