@@ -69,4 +69,4 @@ def test_ray_generator_is_not_a_command_line_choice(compose, tmp_path):
     with pytest.raises(ValueError, match="set up by cluster=split"):
         RayGenerator(RayGenerator.Config(), None, None)
     with pytest.raises(ValueError, match="choose the generator the actors host"):
-        train(compose(["algo=grpo", "reward=math", "generator=hf", "generator.name=ray", "~generator.batch_size", "cluster=split"]), tmp_path)
+        train(compose(["algo=grpo", "reward=math", "generator=ray", "cluster=split"]), tmp_path)
