@@ -24,7 +24,7 @@ def test_local_sweep_records_each_job(tiny_model_dir, tmp_path: Path) -> None:
     proc = subprocess.run(
         [
             sys.executable, "-m", "rlkit", "-m", *TINY, "hydra/launcher=submitit_local",
-            f"hydra.sweep.dir={sweep_dir}", "trainer.schedule=cosine,bogus",
+            f"hydra.sweep.dir={sweep_dir}", "model.name_or_path=builtin:tiny,/nonexistent/model",
         ],
         cwd=REPO, env={**os.environ, "HYDRA_FULL_ERROR": "0"},
         capture_output=True, text=True, timeout=300, check=False,
@@ -32,7 +32,7 @@ def test_local_sweep_records_each_job(tiny_model_dir, tmp_path: Path) -> None:
     assert proc.returncode == 1, show(proc)
     results = {r.job_num: r for r in collect(sweep_dir)}
     assert {n: r.status for n, r in results.items()} == {0: "completed", 1: "failed"}, show(proc)
-    assert "trainer.schedule: unknown 'bogus'" in results[1].error
+    assert "model.name_or_path: directory not found: /nonexistent/model" in results[1].error
     # the launcher's and the jobs' own records, keyed by submitit's job id (a process id here)
     submissions = read_submissions(sweep_dir)
     records = read_job_records(sweep_dir)

@@ -88,11 +88,18 @@ def show(proc: subprocess.CompletedProcess) -> str:
     return f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
 
 
+#: A model directory that does not exist: a config that composes, a job that fails on the node.
+MISSING_MODEL = "/nonexistent/model"
+#: 4 jobs: (cosine, tiny), (cosine, missing), (constant, tiny), (constant, missing).
+GRID = ("trainer.lr=1e-3", "trainer.schedule=cosine,constant", f"model.name_or_path=builtin:tiny,{MISSING_MODEL}")
+MISSING_ERROR = f"FileNotFoundError: model.name_or_path: directory not found: {MISSING_MODEL}"
+
+
 @pytest.fixture(scope="module")
 def failing_sweep(slurm_cluster, tiny_model_dir, tmp_path_factory):
-    """3 jobs as one Slurm array; trainer.schedule=bogus fails inside its job."""
+    """4 jobs as one Slurm array; the two with a missing model directory fail in their job."""
     sweep_dir = tmp_path_factory.mktemp("slurm-sweep") / "sweep"
-    proc = slurm_sweep(slurm_cluster, sweep_dir, "trainer.lr=1e-3", "trainer.schedule=cosine,bogus,constant")
+    proc = slurm_sweep(slurm_cluster, sweep_dir, *GRID)
     return sweep_dir, proc
 
 
@@ -100,11 +107,11 @@ def test_sweep_runs_as_a_job_array_and_summarises(failing_sweep):
     sweep_dir, proc = failing_sweep
     # One job failed: Hydra re-raises its error at the end, after every job has finished.
     assert proc.returncode == 1, show(proc)
-    assert "trainer.schedule: unknown 'bogus'" in proc.stderr, show(proc)
+    assert MISSING_ERROR.split(": ", 1)[1] in proc.stderr, show(proc)
 
     results = {r.job_num: r for r in collect(sweep_dir)}
-    assert sorted(results) == [0, 1, 2]
-    assert {n: r.status for n, r in results.items()} == {0: "completed", 1: "failed", 2: "completed"}
+    assert sorted(results) == [0, 1, 2, 3]
+    assert {n: r.status for n, r in results.items()} == {0: "completed", 1: "failed", 2: "completed", 3: "failed"}
     array_ids = {r.job_id.split("_")[0] for r in results.values()}
     assert len(array_ids) == 1 and all(re.fullmatch(r"\d+_\d", r.job_id) for r in results.values())
     for num, r in results.items():
@@ -142,11 +149,11 @@ def test_sweep_runs_as_a_job_array_and_summarises(failing_sweep):
 def test_failed_job_is_reported_with_overrides_and_log(failing_sweep):
     sweep_dir, proc = failing_sweep
     failed = proc.stdout[proc.stdout.index("Failed jobs:") :]
-    assert "job 1: " in failed and "trainer.schedule=bogus" in failed
-    assert "error: ValueError: trainer.schedule: unknown 'bogus'" in failed
+    assert "job 1: " in failed and f"model.name_or_path={MISSING_MODEL}" in failed
+    assert f"error: {MISSING_ERROR}" in failed
     log = Path(re.search(r"log:\s+(\S+)", failed).group(1))
     assert log == job_dir(sweep_dir, 1) / "__main__.log"
-    assert "Traceback" in log.read_text() and "unknown 'bogus'" in log.read_text()
+    assert "Traceback" in log.read_text() and MISSING_ERROR in log.read_text()
     status = json.loads((job_dir(sweep_dir, 1) / "status.json").read_text())
     assert status["status"] == "failed" and status["log"] == str(log)
 
@@ -163,11 +170,11 @@ def test_rerun_resumes_unfinished_jobs_and_keeps_finished_ones(slurm_cluster, fa
     shutil.rmtree(cut / "final")
     (cut / "status.json").write_text(json.dumps({"status": "running", "step": 3, "error": None, "metrics": {}}))
 
-    proc = slurm_sweep(slurm_cluster, sweep_dir, "trainer.lr=1e-3", "trainer.schedule=cosine,bogus,constant")
+    proc = slurm_sweep(slurm_cluster, sweep_dir, *GRID)
     assert proc.returncode == 1, show(proc)
 
     results = {r.job_num: r for r in collect(sweep_dir)}
-    assert {n: r.status for n, r in results.items()} == {0: "completed", 1: "failed", 2: "completed"}
+    assert {n: r.status for n, r in results.items()} == {0: "completed", 1: "failed", 2: "completed", 3: "failed"}
     # Finished: not trained again.
     assert (done / "metrics.jsonl").read_bytes() == done_metrics
     assert (done / "final" / "model.safetensors").stat().st_mtime_ns == done_final_mtime
@@ -182,7 +189,7 @@ def test_rerun_resumes_unfinished_jobs_and_keeps_finished_ones(slurm_cluster, fa
     assert (cut / "final" / "model.safetensors").is_file()
     # One row per job, though the first submission's folders are still there.
     assert len(list((sweep_dir / ".submitit").glob("*_2"))) == 2
-    assert proc.stdout.count("3 job(s): 2 completed, 1 failed") == 1
+    assert proc.stdout.count("4 job(s): 2 completed, 2 failed") == 1
 
 
 def _task_logs(sweep_dir: Path, job_id: str) -> str:
