@@ -40,9 +40,18 @@ def command(cluster: RayNodes, run_dir: Path, *overrides: str) -> list[str]:
             f"hydra.run.dir={run_dir}", *overrides]
 
 
+def complete_lines(path: Path) -> list[str]:
+    """The lines of a file another process appends to, without a last line still being written."""
+    text = path.read_text() if path.exists() else ""
+    return text[: text.rfind("\n") + 1].splitlines()
+
+
 def placements(run_dir: Path) -> list[dict]:
-    log = run_dir / "placement.jsonl"
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return [json.loads(line) for line in complete_lines(run_dir / "placement.jsonl")]
+
+
+def steps_logged(run_dir: Path) -> int:
+    return sum('"reward/mean"' in line for line in complete_lines(run_dir / "metrics.jsonl"))
 
 
 def wait_for(condition, process: subprocess.Popen, log: Path, what: str, timeout: float = 300) -> None:
@@ -79,8 +88,7 @@ def test_grpo_across_nodes_survives_losing_a_generator_node(nodes, tmp_path):
             command(nodes, run_dir, f"trainer.max_steps={steps}", "cluster.generator.resources={generator_node: 1}"),
             env=nodes.env(), stdout=out, stderr=subprocess.STDOUT, text=True)
         try:
-            victim = kill_generator_node(nodes, run_dir, process, log,
-                                         lambda: (run_dir / "metrics.jsonl").exists() and len(step_rows(run_dir)) >= 2)
+            victim = kill_generator_node(nodes, run_dir, process, log, lambda: steps_logged(run_dir) >= 2)
             process.wait(timeout=300)
         finally:
             process.kill()
