@@ -25,7 +25,7 @@ import select
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Sequence
 
 from rlkit.rewards.base import PerSampleReward
 from rlkit.types import Completion, PromptSample
@@ -204,6 +204,28 @@ def _as_latex(answer: str) -> str:
     if s.startswith(("$", "\\(", "\\[")) or _BOXED.match(s):
         return s
     return f"${s}$"
+
+
+def answer_key(answer: str) -> str:
+    """A key under which equal answers meet: the value of a number, else the normalized,
+    lower-cased text (symbolically equal forms such as ``\\pi/2`` and ``\\frac{\\pi}{2}`` stay apart)."""
+    number = _to_number(answer)
+    return f"{number:.9g}" if number is not None else _normalize(answer).lower()
+
+
+def majority_answer(texts: Sequence[str]) -> str | None:
+    """The final answer most of ``texts`` state (maj@k's vote; ties go to the answer seen
+    first); None when none states one."""
+    votes: dict[str, int] = {}
+    first: dict[str, str] = {}
+    for text in texts:
+        answer = extract_answer(text)
+        if answer is None:
+            continue
+        key = answer_key(answer)
+        votes[key] = votes.get(key, 0) + 1
+        first.setdefault(key, answer)
+    return first[max(votes, key=votes.__getitem__)] if votes else None
 
 
 class MathVerifier(PerSampleReward):

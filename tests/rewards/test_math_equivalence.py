@@ -94,3 +94,12 @@ def test_verifier_scores_latex_completions():
     texts = [r"so the angle is $\boxed{\pi/2}$", r"The answer is $\frac{\pi}{3}$.", "I give up"]
     completions = [Completion(prompt_index=0, token_ids=[0], text=t, logprobs=[0.0], truncated=False) for t in texts]
     assert verifier(samples, completions).scores == [1.0, 0.0, 0.0]
+
+
+def test_majority_answer_votes_by_value():
+    from rlkit.rewards.math import majority_answer
+
+    texts = ["so 0.5", r"it is $\frac{1}{2}$", "the answer is 3", "no idea", "answer: 3", "#### 1/2"]
+    assert majority_answer(texts) == "0.5"  # three votes for one half, two for 3
+    assert majority_answer(["answer: 3", "answer: 4"]) == "3"  # a tie goes to the first
+    assert majority_answer(["no idea", ""]) is None
