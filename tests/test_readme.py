@@ -43,6 +43,8 @@ SKIP = {
     "python -m rlkit -m --config-dir ~/rlkit-conf hydra/launcher=mycluster +sweep=dpo_beta backend=ddp "
     "backend.nproc_per_node=8 backend.device=cuda model.name_or_path=<model>":
         "the reader's own cluster and launcher config; tests/sweeps submit to a local Slurm",
+    "python -m rlkit.evaluate harness=lm_eval harness.tasks=[hellaswag,mmlu] model.name_or_path=outputs/<run>/final":
+        "HellaSwag and MMLU download from the hub; tests/benchmarks run the bridge on local task definitions",
     "python -m rlkit algo=grpo reward=math cluster=split cluster.address=10.0.0.1:6379":
         "connects to a Ray cluster at 10.0.0.1; tests/cluster run against a local one",
 }
@@ -126,7 +128,8 @@ def stand_ins(tmp_path_factory, tiny_model_dir):
         "paths": {"Qwen/Qwen2.5-0.5B-Instruct": str(qwen), "my.jsonl": str(rows), "outputs/<run>/final": str(tiny_model_dir),
                   "<run>/final": str(tiny_model_dir), "<SFT run>/final": str(tiny_model_dir),
                   "outputs/<sft run>/final": str(qwen), "openai/gsm8k": str(hub_fixtures.gsm8k(root / "gsm8k"))},
-        "datasets": {"gsm8k": str(root / "gsm8k"), "ultrafeedback": str(hub_fixtures.ultrafeedback(root / "uf"))},
+        "datasets": {"openai/gsm8k": str(root / "gsm8k"), "HuggingFaceH4/MATH-500": str(hub_fixtures.math500(root / "m500")),
+                     "HuggingFaceH4/ultrafeedback_binarized": str(hub_fixtures.ultrafeedback(root / "uf"))},
         "qwen": str(qwen),
         "root": root,
     }
@@ -149,9 +152,8 @@ def as_run(command: str, stand_ins: dict, run_dir: Path, compose) -> tuple[dict[
         return env, module, args
     cfg = compose([a for a in args if not a.startswith("-")])
     extra = [f"hydra.run.dir={run_dir}"]
-    if cfg.data.get("name") == "hf" and not any(a.startswith("data.path=") for a in args):
-        preset = next(a.split("=", 1)[1] for a in args if a.startswith("data="))
-        extra.append(f"data.path={stand_ins['datasets'][preset]}")
+    if cfg.data.get("name") == "hf" and cfg.data.path in stand_ins["datasets"]:
+        extra.append(f"data.path={stand_ins['datasets'][cfg.data.path]}")  # a preset's hub dataset
     if not any(a.startswith("model.name_or_path=") for a in args) and cfg.model.name_or_path.startswith("Qwen/"):
         extra.append(f"model.name_or_path={stand_ins['qwen']}")  # a recipe's hub model
     if cfg.get("generator") and cfg.generator.name == "vllm":
