@@ -27,8 +27,11 @@ def run_job(cfg: DictConfig) -> float | None:
 def main() -> None:
     """``python -m rlkit`` and the ``rlkit`` command: Hydra's command line, where ``algo=...``
     without ``pipeline=...`` asks for one run of that algorithm (see :func:`single_run`)."""
-    from rlkit.cli import single_run
+    from rlkit.cli import demo_inputs_error, single_run
 
+    error = demo_inputs_error(sys.argv[1:])
+    if error:
+        sys.exit(f"error: {error}")
     sys.argv[1:] = single_run(sys.argv[1:])
     run_job()
 

@@ -38,6 +38,21 @@ def dispatch(cfg: DictConfig) -> dict[str, float]:
     return results[-1].metrics
 
 
+def demo_inputs_error(args: Sequence[str]) -> str | None:
+    """The default pipeline is a demo of the built-in model on the built-in task (its stages
+    set arithmetic-only keys such as ``data.worked_fraction``): a command line that names
+    another model or data but no algorithm, pipeline or recipe gets this one-line error."""
+    keys = {re.sub(r"^[+~]*", "", a).split("=", 1)[0]: a.split("=", 1)[-1] for a in args if "=" in a}
+    if {"algo", "pipeline", "recipe"} & keys.keys() or {"--help", "-h", "--hydra-help"} & set(args):
+        return None
+    named = [f"{k}={v}" for k, v in keys.items()
+             if k in ("model", "model.name_or_path", "model.tokenizer") or (k == "data" and v != "arithmetic")]
+    if not named:
+        return None
+    return (f"{' '.join(named)} without an algorithm: the default pipeline is a demo of the built-in tiny model on "
+            "the arithmetic task; add algo=sft|dpo|rm|grpo|ppo to train on them (or pipeline=<name> to run a pipeline)")
+
+
 def single_run(args: Sequence[str]) -> list[str]:
     """``args`` plus ``pipeline=none`` when they choose an ``algo`` but no pipeline, so that
     the composed config (``--cfg job``, ``.hydra/config.yaml``, trackers' params) is the one

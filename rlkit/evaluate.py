@@ -1,6 +1,9 @@
-"""Score a model on held-out prompts: greedy accuracy, reward, and unbiased pass@k.
+"""Score a model on held-out prompts: greedy accuracy, reward, and unbiased pass@k; or
+hand it to an external harness (``harness=lm_eval``, rlkit.benchmarks.lm_eval).
 
     python -m rlkit.evaluate model.name_or_path=outputs/.../final reward=math eval.k=8
+    python -m rlkit.evaluate eval=math500 model.name_or_path=outputs/.../final
+    python -m rlkit.evaluate harness=lm_eval harness.tasks=[hellaswag] model.name_or_path=outputs/.../final
 
 Takes the same config groups as training (model, data, reward, generator); writes
 ``eval.json`` into the run directory and prints the figures.
@@ -22,18 +25,26 @@ register_with_hydra()
 def evaluate_run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     from rlkit.models.loading import load_causal_lm, load_tokenizer
     from rlkit.build import build_reward, generator_spec, resolve_components
+    from rlkit.data.checks import check_dataset_prompts
     from rlkit.trainer.evaluation import evaluate_prompts
     from rlkit.trainer.loop import set_seed
     from rlkit.types import SampleKind, SamplingParams
 
     run = typed_run_config(cfg)
+    if run.harness:
+        from rlkit.benchmarks.lm_eval import harness_config, run_lm_eval
+        from rlkit.models.loading import resolve_path
+
+        return run_lm_eval(harness_config(run.harness), run.model, resolve_path(run.model), run_dir)
     parts = resolve_components(run)
     set_seed(run.trainer.seed)
-    samples = parts["data"].build().load(run.eval.split, SampleKind.PROMPT)
+    dataset = parts["data"].build()
+    samples = dataset.load(run.eval.split, SampleKind.PROMPT)
     if run.eval.samples:
         samples = samples[: run.eval.samples]
     backend = parts["backend"].build()
     tokenizer = load_tokenizer(run.model)
+    check_dataset_prompts(dataset, {run.eval.split: samples}, tokenizer, run.model.name_or_path)
     model = backend.wrap(load_causal_lm(run.model), trainable=False).eval()
     generator = generator_spec(parts).build(model, tokenizer)
     reward = build_reward(parts["reward"]) if "reward" in parts else None

@@ -7,6 +7,7 @@ Every launcher ends here: this process for a single-process run, each spawned ra
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -14,8 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlkit.build import build_reward, generator_spec, resolve_components
 from rlkit.config import RunConfig, typed_run_config
+from rlkit.data.checks import check_dataset_prompts
 from rlkit.loggers.base import RunInfo
+from rlkit.models.checks import check_context_length, tiny_defaults_warning
 from rlkit.outputs import RunOutputs
+
+_log = logging.getLogger(__name__)
 
 
 def train_rank(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
@@ -37,8 +42,12 @@ def train_rank(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
     # Write the built-in model's files before any process group exists: once
     # torch.distributed is up, transformers' save_pretrained writes nothing on ranks != 0.
     model_path = resolve_path(run.model)
+    check_context_length(run.model, model_path, cfg.algo)
     set_seed(run.trainer.seed)
     backend = parts["backend"].build()
+    warning = tiny_defaults_warning(run.model, run.trainer)
+    if warning and backend.is_main:
+        _log.warning(warning)
     algo = parts["algo"]
     dataset = parts["data"].build()
     train_samples = dataset.load("train", algo.cls.sample_kind)
@@ -46,6 +55,7 @@ def train_rank(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
 
     resume_from = CheckpointManager(outputs.checkpoints, run.trainer.keep_checkpoints).latest() if run.trainer.resume else None
     tokenizer = load_tokenizer(run.model)
+    check_dataset_prompts(dataset, {"train": train_samples, "eval": eval_samples}, tokenizer, run.model.name_or_path)
     policy = backend.wrap(load_policy(run, algo.cls.model_kind, tokenizer, resume_from))
     ctx = TrainContext(policy=policy, tokenizer=tokenizer, backend=backend, trainer=run.trainer, model=run.model,
                        generator=generator_spec(parts).build(policy, tokenizer),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from rlkit.config import ModelConfig
 
@@ -36,6 +36,24 @@ class LmEvalConfig:
     #: Per-document outputs in eval_harness_samples.jsonl.
     log_samples: bool = False
     seed: int = 0
+
+
+HARNESSES = ("lm_eval",)
+
+
+def harness_config(node: Mapping[str, Any]) -> LmEvalConfig:
+    """The typed ``harness`` node; a wrong name, key or type fails naming the key."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    fields = dict(node)
+    name = fields.pop("name", None)
+    if name not in HARNESSES:
+        raise ValueError(f"harness: unknown harness {name!r}; harnesses: {', '.join(HARNESSES)}")
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LmEvalConfig), fields))
+    except OmegaConfBaseException as exc:
+        raise ValueError(f"harness.{getattr(exc, 'full_key', '') or ''}: {getattr(exc, 'msg', exc)}") from None
 
 
 def _require_lm_eval():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from rlkit.data.base import DataError
 from rlkit.data.templates import has_chat_template, render_prompt
@@ -31,3 +31,12 @@ def check_prompts_render(samples: Sequence[Sample], tokenizer: Any, source: str,
             cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise DataError(source, row, f"the chat template of model.name_or_path={model} cannot render this prompt "
                                          f"(roles: {', '.join(roles)}): {cause}") from None
+
+
+def check_dataset_prompts(dataset: Any, samples: Mapping[str, Sequence[Sample]], tokenizer: Any, model: str) -> None:
+    """:func:`check_prompts_render` for each ``split -> samples`` loaded from ``dataset``,
+    naming its source (``dataset.source(split)``) and rows (``dataset.row_numbers``) when it
+    keeps them."""
+    for split, split_samples in samples.items():
+        source = dataset.source(split) if hasattr(dataset, "source") else f"data ({type(dataset).__name__}) {split}"
+        check_prompts_render(split_samples, tokenizer, source, model, getattr(dataset, "row_numbers", {}).get(split))

@@ -66,5 +66,8 @@ def test_naming_a_model_or_data_without_an_algorithm_asks_for_one(tmp_path):
                "data.train=my.jsonl", f"hydra.run.dir={tmp_path / 'run'}"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ})
     assert result.returncode != 0
-    assert "add algo=sft|dpo|rm|grpo|ppo" in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        "error: model.name_or_path=Qwen/Qwen2.5-0.5B-Instruct data=files without an algorithm: the default pipeline is "
+        "a demo of the built-in tiny model on the arithmetic task; add algo=sft|dpo|rm|grpo|ppo to train on them "
+        "(or pipeline=<name> to run a pipeline)"], result.stderr[-2000:]
     assert not (tmp_path / "run" / "0-sft").exists()
