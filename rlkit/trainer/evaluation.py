@@ -9,8 +9,8 @@ from typing import Sequence
 
 from rlkit.generators.base import Generator
 from rlkit.rewards.base import Reward
-from rlkit.rewards.math import answers_match, extract_answer
-from rlkit.types import Prompt, PromptSample, SamplingParams
+from rlkit.rewards.math import answer_key, answers_match, extract_answer, majority_answer
+from rlkit.types import Completion, Prompt, PromptSample, SamplingParams
 
 
 def is_correct(text: str, answer: str) -> bool:
@@ -37,6 +37,16 @@ def pass_at_k(num_samples: int, num_correct: int, k: int) -> float:
     return 1.0 - comb(num_samples - num_correct, k) / comb(num_samples, k)
 
 
+def majority_vote(completions: Sequence[Completion]) -> Completion | None:
+    """maj@k's pick: the first of ``completions`` stating the answer most of them state
+    (answers equal in value vote together); None when none states an answer."""
+    majority = majority_answer([c.text for c in completions])
+    if majority is None:
+        return None
+    key = answer_key(majority)
+    return next(c for c in completions if (a := extract_answer(c.text)) is not None and answer_key(a) == key)
+
+
 def evaluate_prompts(
     generator: Generator,
     samples: Sequence[PromptSample],
@@ -46,7 +56,8 @@ def evaluate_prompts(
     sampling: SamplingParams | None = None,
 ) -> dict[str, float]:
     """Greedy ``accuracy`` (and ``reward`` when a reward is given) on held-out prompts; with
-    ``k > 1``, also ``pass@k`` from ``k`` samples per prompt drawn with ``sampling``."""
+    ``k > 1``, also ``pass@k`` and ``maj@k`` (the majority answer's correctness) from ``k``
+    samples per prompt drawn with ``sampling``."""
     prompts = [s.prompt for s in samples]
     greedy = generator.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens))
     metrics: dict[str, float] = {}
@@ -64,4 +75,9 @@ def evaluate_prompts(
         scored = [correct[i] for i, s in enumerate(samples) if s.answer is not None]
         metrics["pass@1"] = fmean(pass_at_k(k, c, 1) for c in scored)
         metrics[f"pass@{k}"] = fmean(pass_at_k(k, c, k) for c in scored)
+        by_prompt: list[list[Completion]] = [[] for _ in samples]
+        for c in sampled:
+            by_prompt[c.prompt_index].append(c)
+        voted = [(s, majority_vote(by_prompt[i])) for i, s in enumerate(samples) if s.answer is not None]
+        metrics[f"maj@{k}"] = fmean(v is not None and is_correct(v.text, s.answer) for s, v in voted)
     return metrics

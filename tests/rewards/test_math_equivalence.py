@@ -103,3 +103,12 @@ def test_majority_answer_votes_by_value():
     assert majority_answer(texts) == "0.5"  # three votes for one half, two for 3
     assert majority_answer(["answer: 3", "answer: 4"]) == "3"  # a tie goes to the first
     assert majority_answer(["no idea", ""]) is None
+
+
+def test_majority_vote_picks_a_completion_with_the_majority_answer():
+    from rlkit.trainer.evaluation import majority_vote
+
+    texts = ["so 7", "answer: 0.5", r"$\boxed{\frac{1}{2}}$", "no idea"]
+    completions = [Completion(prompt_index=0, token_ids=[0], text=t, logprobs=[0.0], truncated=False) for t in texts]
+    assert majority_vote(completions).text == "answer: 0.5"
+    assert majority_vote(completions[3:]) is None

@@ -40,5 +40,6 @@ def test_evaluate_command_scores_a_checkpoint(tmp_path, tiny_model_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads((tmp_path / "eval.json").read_text())
     assert record["prompts"] == 6 and record["model"] == str(tiny_model_dir)
-    assert {"accuracy", "reward", "pass@1", "pass@4"} <= set(record)
+    assert {"accuracy", "reward", "pass@1", "pass@4", "maj@4"} <= set(record)
+    assert 0.0 <= record["maj@4"] <= record["pass@4"]
     assert 0.0 <= record["pass@1"] <= record["pass@4"] <= 1.0
