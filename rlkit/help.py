@@ -46,7 +46,8 @@ def config_groups_help(*, _root_: Any = None) -> str:
         lines.append(f"{prefix}=")
         width = max(len(option) for option in options)
         for option in options:
-            text = next((describe(t) for t in _preset_texts(loader, f"{group}/{option}") if describe(t)), "")
+            text = next((describe(t) for t in _preset_texts(loader, f"{group}/{option}") if describe(t)), "") \
+                or schema_description(group, option)
             line = f"  {option:<{width}}  {text}".rstrip()
             lines.append(line if len(line) <= WIDTH else line[: WIDTH - 3] + "...")
     return "\n".join(lines)
@@ -74,6 +75,35 @@ def describe(yaml_text: str) -> str:
         if depth == 0 and char in ".;" and sentence[i + 1] == " ":
             return sentence[:i]
     return sentence.strip()
+
+
+def schema_description(group: str, option: str) -> str:
+    """For an option that is a component's schema (no YAML): the first sentence of its
+    Config's docstring, else of the component class that holds the Config. Schemas are
+    torch-free by the registry's contract; a plugin that fails to import gets no text."""
+    import sys
+
+    from rlkit.registry import CONFIG_GROUPS, Registry, RegistryError
+
+    kind = next((k for k, g in CONFIG_GROUPS.items() if g == group), None)
+    if kind is None:
+        return ""
+    try:
+        registration = Registry(kind).get(option)
+        schema = registration.schema()
+    except (RegistryError, ValueError):
+        return ""
+    target = registration.entry_point.load()  # imported by schema() already
+    owner = sys.modules[schema.__module__]
+    for part in schema.__qualname__.split(".")[:-1]:  # MlflowLogger.Config -> MlflowLogger
+        owner = getattr(owner, part, None)
+    for cls in (schema, owner, target):
+        doc = vars(cls).get("__doc__") if isinstance(cls, type) else None
+        if doc and not doc.startswith(f"{cls.__name__}("):  # not dataclass's generated signature
+            first = doc.strip().split("\n\n")[0]
+            first = re.sub(r":\w+:`~?([^`]+)`", r"\1", re.sub(r"``([^`]+)``", r"\1", first))
+            return describe("\n".join("# " + line.strip() for line in first.splitlines()))
+    return ""
 
 
 def _preset_texts(loader, config_path: str):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from rlkit.help import describe
+from rlkit.registry import Registry
 
 REPO_CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -18,21 +19,33 @@ def test_help_lists_each_group_and_option_with_its_description():
     for group_dir in sorted(p for p in REPO_CONF.iterdir() if p.is_dir() and p.name != "hydra"):
         header = f"+{group_dir.name}=" if group_dir.name in ("sweep", "recipe") else f"{group_dir.name}="
         assert header in lines, f"{header} missing from --help"
-        start = lines.index(header) + 1
-        listed = {}
-        for line in lines[start:]:
-            if not line.startswith("  "):
-                break
-            option, _, text = line.strip().partition(" ")
-            listed[option] = text.strip()
+        listed = options(lines, header)
         for preset in group_dir.glob("*.yaml"):
             assert preset.stem in listed, f"{group_dir.name}={preset.stem} missing from --help"
             expected = describe(preset.read_text())
             text = listed[preset.stem]  # the description, or its start cut at the line width
-            assert text == expected or (text.endswith("...") and expected.startswith(text[:-3]))
-    assert any(line.split()[:1] == ["mlflow"] and "MLflow tracking" in line for line in lines)
+            if expected:  # else the schema's (below)
+                assert text == expected or (text.endswith("...") and expected.startswith(text[:-3]))
+    # Options that are components' schemas (no YAML) are described by their docstrings.
+    for kind, group in (("algorithms", "algo"), ("loggers", "logger"), ("backends", "backend")):
+        listed = options(lines, f"{group}=")
+        for name in Registry(kind).names():
+            assert listed.get(name), f"{group}={name} has no description in --help"
+    assert options(lines, "logger=")["mlflow"].startswith("Logs to one MLflow run of experiment")
+    assert options(lines, "algo=")["sft"] == "Supervised fine-tuning: negative log-likelihood of the completion tokens"
     assert "== Common keys (key=value) ==" in out and "trainer.max_steps" in out
     assert max(len(line) for line in lines) <= 100
+
+
+def options(lines: list[str], header: str) -> dict[str, str]:
+    """``option -> description`` listed under ``header`` in --help."""
+    listed = {}
+    for line in lines[lines.index(header) + 1:]:
+        if not line.startswith("  "):
+            break
+        option, _, text = line.strip().partition(" ")
+        listed[option] = text.strip()
+    return listed
 
 
 def test_description_is_the_first_sentence_of_the_leading_comment():

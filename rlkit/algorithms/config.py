@@ -72,6 +72,8 @@ class OffPolicy(Choice):
 
 @dataclass
 class SFTConfig:
+    """Supervised fine-tuning: negative log-likelihood of the completion tokens."""
+
     component: ClassVar[str] = "rlkit.algorithms.sft:SFT"
 
     max_length: int = field(default=512, metadata=at_least(2))
@@ -81,6 +83,8 @@ class SFTConfig:
 
 @dataclass
 class DPOConfig:
+    """Direct preference optimisation against a frozen reference (sigmoid, hinge, IPO or robust loss)."""
+
     component: ClassVar[str] = "rlkit.algorithms.dpo:DPO"
 
     beta: float = field(default=0.1, metadata=above(0))
@@ -102,6 +106,8 @@ class DPOConfig:
 
 @dataclass
 class RMConfig:
+    """Reward modelling: a scalar head trained on preference pairs (Bradley-Terry loss)."""
+
     component: ClassVar[str] = "rlkit.algorithms.rm:RewardModelling"
 
     max_length: int = field(default=512, metadata=at_least(2))
@@ -126,6 +132,8 @@ class SamplingConfig:
 
 @dataclass
 class GRPOConfig:
+    """GRPO and relatives (Dr. GRPO, DAPO, GSPO, RLOO): group-relative advantages, clipped policy loss."""
+
     component: ClassVar[str] = "rlkit.algorithms.grpo:GRPO"
 
     #: Completions per prompt (>= 2: advantages are relative to the group).
@@ -169,6 +177,8 @@ class GRPOConfig:
 
 @dataclass
 class PPOConfig:
+    """PPO with a value model: GAE advantages, clipped policy and value losses."""
+
     component: ClassVar[str] = "rlkit.algorithms.ppo:PPO"
 
     #: Completions per prompt (1 is classic PPO; more gives more data per prompt).

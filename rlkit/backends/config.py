@@ -21,6 +21,8 @@ class DistBackend(Choice):
 
 @dataclass
 class SingleConfig:
+    """One process on one device."""
+
     component: ClassVar[str] = "rlkit.backends.single:SingleBackend"
 
     #: auto | cpu | cuda | cuda:N

@@ -52,6 +52,8 @@ class ArithmeticConfig:
 
 
 class ArithmeticTask(Dataset):
+    """The built-in task: addition and subtraction problems as SFT, preference or prompt samples (no download)."""
+
     Config = ArithmeticConfig
 
     def __init__(self, config: ArithmeticConfig):

@@ -58,6 +58,8 @@ def held_out_split(samples: list[Sample], split: str, eval_fraction: float) -> l
 
 
 class FileDataset(Dataset):
+    """Local JSONL or Parquet files (data.train, data.eval); a bad row fails naming the file and row."""
+
     Config = FileDatasetConfig
 
     def __init__(self, config: FileDatasetConfig):
