@@ -101,24 +101,40 @@ class _RecordingLauncher(plugin.BaseSubmititLauncher):
         try:
             result = super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
         except BaseException as exc:
-            if recording and not self._requeued_by(exc):
+            if self._requeued_by(exc):
+                raise SystemExit(-1) from exc
+            if recording:
                 update_job_record(self.sweep_dir, env.job_id, state="failed", error=_describe(exc))
             raise
+        if result.status == JobStatus.FAILED and self._requeued_by(result._return_value):
+            # Submitit requeued the job and exits this attempt with SystemExit; the run (or a
+            # library it was in) turned that into an error. Exit without a result: a result
+            # file would tell the launcher that the job is over while Slurm runs it again.
+            raise SystemExit(-1)
         if recording:
             if result.status != JobStatus.FAILED:
                 update_job_record(self.sweep_dir, env.job_id, state="completed")
-            elif not self._requeued_by(result._return_value):  # (return_value would raise it)
-                error = _describe(result._return_value)
+            else:
+                error = _describe(result._return_value)  # (return_value would raise it)
                 update_job_record(self.sweep_dir, env.job_id, state="failed", error=error)
         return result
 
     def _requeued_by(self, exc: Any) -> bool:
         """Did ``exc`` end this attempt because submitit is requeuing the job? (Its exit after
-        the requeue, or the run's reaction to Slurm's SIGTERM; not submitit's refusal to
-        requeue once ``max_num_timeout`` is spent.)"""
+        the requeue, or the run's reaction to Slurm's SIGTERM, however wrapped; not submitit's
+        refusal to requeue once ``max_num_timeout`` is spent, which it raises as
+        UncompletedJobError: that ends the job.)"""
         from submitit.core.utils import UncompletedJobError
 
-        return self._requeueing and not isinstance(exc, UncompletedJobError)
+        if not self._requeueing:
+            return False
+        seen = set()
+        while isinstance(exc, BaseException) and id(exc) not in seen:
+            if isinstance(exc, UncompletedJobError):
+                return False
+            seen.add(id(exc))
+            exc = exc.__cause__ or exc.__context__
+        return True
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Called by submitit on Slurm's time-limit (or preemption) signal, before requeuing.
