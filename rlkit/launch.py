@@ -30,6 +30,8 @@ def train(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
     run = typed_run_config(cfg)
     parts = resolve_components(run)  # every component config checked before anything starts
     check_push(run.hub)  # an upload that cannot happen fails now, not after training
+    for logger in parts["loggers"].values():
+        logger.cls.check(logger.config)  # e.g. an MLflow server that does not answer
     cfg, backend = select_backend(cfg, parts["backend"], run)
     completed = RunOutputs(run_dir).completed()
     if completed is not None:

@@ -34,6 +34,11 @@ class Logger:
 
     Config: type
 
+    @classmethod
+    def check(cls, config: Any) -> None:
+        """Raise when this logger cannot work (an unreachable server); called once before
+        anything is built, so a wrong address fails in seconds."""
+
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         raise NotImplementedError
 

@@ -38,7 +38,7 @@ class MlflowLogger(Logger):
         log_model: bool = False
         """Upload ``final/`` (the model's files) as artefacts at the end of a completed run."""
         connect_timeout: float = 10.0
-        """Seconds to wait for an ``http(s)`` server when the logger starts."""
+        """Seconds to wait for an ``http(s)`` server when the run starts."""
 
     def __init__(self, config: Config, run: RunInfo) -> None:
         # Imported here so that this module, and its Config, load without mlflow.
@@ -47,8 +47,6 @@ class MlflowLogger(Logger):
         except ImportError as e:
             raise ImportError("MlflowLogger needs mlflow: pip install 'rlkit[mlflow]'") from e
         self.config = config
-        if config.tracking_uri and config.tracking_uri.startswith(("http://", "https://")):
-            check_reachable(config.tracking_uri, config.connect_timeout)
         self.client = MlflowClient(tracking_uri=config.tracking_uri)
         run_dir = Path(run.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -61,6 +59,11 @@ class MlflowLogger(Logger):
             self.run_id = self._create_run(run)
             id_file.write_text(self.run_id + "\n")
         self._completed = False
+
+    @classmethod
+    def check(cls, config: Config) -> None:
+        if config.tracking_uri and config.tracking_uri.startswith(("http://", "https://")):
+            check_reachable(config.tracking_uri, config.connect_timeout)
 
     def _create_run(self, run: RunInfo) -> str:
         experiment = self.client.get_experiment_by_name(self.config.experiment)
