@@ -44,10 +44,12 @@ def without_hydra(config: DictConfig) -> DictConfig:
 
 
 def runs_pipeline(config: DictConfig) -> bool:
-    """Whether ``python -m rlkit`` runs the config's pipeline (rlkit.run.run): it has stages
-    and the command line names no ``algo`` (or names a ``pipeline`` too)."""
+    """Whether the command runs the config's pipeline: it is ``python -m rlkit`` (Hydra's job
+    name ``__main__``; ``rlkit.evaluate`` ignores stages), the config has stages, and the
+    command line names no ``algo`` or names a ``pipeline`` too (rlkit.cli.dispatch)."""
     chosen = {o.split("=", 1)[0].lstrip("+~") for o in config.hydra.overrides.task}
-    return bool(config.get("stages")) and ("algo" not in chosen or "pipeline" in chosen)
+    return (config.hydra.job.name == "__main__" and bool(config.get("stages"))
+            and ("algo" not in chosen or "pipeline" in chosen))
 
 
 def check_run(config: DictConfig) -> None:

@@ -76,21 +76,28 @@ def _raise(error: RegistryError) -> Callable[[], DictConfig]:
     return make
 
 
+#: Options whose config package failed to import -> that failure.
+_BROKEN_PRESETS: dict[tuple[str, str], RegistryError] = {}
+KIND_OF_GROUP = {group: kind for kind, group in CONFIG_GROUPS.items()}
+
+
 def register_component_schemas() -> None:
     for kind, group in CONFIG_GROUPS.items():
         for name in Registry(kind).names():
             package = f"logger.{name}" if kind == "loggers" else None
             _store(group, name, lambda kind=kind, name=name: schema_node(kind, name), package)
-    groups = set(CONFIG_GROUPS.values())
     for package in config_packages():
         failure = package.failure()
         if failure is None:
             continue
         for preset in package.presets:
             group, _, name = preset.rpartition("/")
-            if group and not (group in groups and name in Registry(_kind_of(group)).candidates):
+            kind = KIND_OF_GROUP.get(group)
+            if group and not (kind and name in Registry(kind).candidates):
                 _store(group, name, _raise(failure))
+                _BROKEN_PRESETS[group, name] = failure
 
 
-def _kind_of(group: str) -> str:
-    return next(kind for kind, g in CONFIG_GROUPS.items() if g == group)
+def preset_failure(group: str, name: str) -> RegistryError | None:
+    """Why ``group=name``, a preset of a config package that fails to import, cannot be used."""
+    return _BROKEN_PRESETS.get((group, name))

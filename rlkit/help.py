@@ -80,19 +80,24 @@ def describe(yaml_text: str) -> str:
 def schema_description(group: str, option: str) -> str:
     """For an option that is a component's schema (no YAML): the first sentence of its
     Config's docstring, else of the component class that holds the Config. Schemas are
-    torch-free by the registry's contract; a plugin that fails to import gets no text."""
+    torch-free by the registry's contract; an option that cannot be used (a plugin that fails
+    to import, a name two packages register) says why."""
     import sys
 
+    from rlkit.config_store import preset_failure
     from rlkit.registry import CONFIG_GROUPS, Registry, RegistryError
 
+    failure = preset_failure(group, option)
+    if failure is not None:  # a preset of a config package that fails to import
+        return f"UNUSABLE: {failure}"
     kind = next((k for k, g in CONFIG_GROUPS.items() if g == group), None)
     if kind is None:
         return ""
     try:
         registration = Registry(kind).get(option)
         schema = registration.schema()
-    except (RegistryError, ValueError):
-        return ""
+    except RegistryError as exc:  # named where it is listed, not only where it is used
+        return f"UNUSABLE: {exc}"
     target = registration.entry_point.load()  # imported by schema() already
     owner = sys.modules[schema.__module__]
     for part in schema.__qualname__.split(".")[:-1]:  # MlflowLogger.Config -> MlflowLogger

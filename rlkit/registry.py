@@ -83,7 +83,8 @@ class Registration:
             f"{type(exc).__name__}: {exc}"
         )
 
-    def _target(self) -> object:
+    def target(self) -> object:
+        """What the entry point names: the component class or its Config dataclass."""
         try:
             return self.entry_point.load()
         except Exception as exc:  # any import-time failure of a plugin is reported the same way
@@ -92,7 +93,7 @@ class Registration:
     def schema(self) -> type:
         """The component's Config dataclass (imports only the Config's module when the entry
         point names it)."""
-        target = self._target()
+        target = self.target()
         if is_schema(target):
             return target
         config = getattr(target, "Config", None)
@@ -106,7 +107,7 @@ class Registration:
 
     def component(self) -> type:
         """The component class."""
-        target = self._target()
+        target = self.target()
         if not is_schema(target):
             return target
         try:

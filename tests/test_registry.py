@@ -165,3 +165,9 @@ def test_broken_plugin_fails_only_runs_that_use_it_with_its_cause(troubled_plugi
     assert "'broken' from broken_plugin 1.0" in lines[1] and "RuntimeError: boom in broken_plugin" in lines[1]
     assert "config package broken_plugin.conf" in lines[2] and "RuntimeError: boom in broken_plugin" in lines[2]
     assert "is registered twice" in lines[3] and "rival_rewards 1.0" in lines[3]
+    # --help lists the plugin's names with the reason they cannot be used (not a bare "not found").
+    help_text = subprocess.run([sys.executable, "-m", "rlkit", "--help"], capture_output=True, text=True,
+                               env=troubled_plugins, check=True).stdout
+    listed = {line.split()[0]: line for line in help_text.splitlines() if line.startswith("  ") and line.split()}
+    assert "UNUSABLE" in listed["broken"] and "broken_plugin" in listed["broken"]
+    assert "UNUSABLE" in listed["broken_preset"] and "broken_plugin.conf" in listed["broken_preset"]

@@ -34,6 +34,8 @@ class Problem:
 
 @dataclass
 class ArithmeticConfig:
+    """Addition and subtraction problems with verifiable answers, made on the fly (the demo's task)."""
+
     #: Operands have 1 to ``digits`` digits.
     digits: int = 2
     operations: list[str] = field(default_factory=lambda: ["+", "-"])

@@ -45,6 +45,8 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
 
 @dataclass
 class FileDatasetConfig(RowMapping):
+    """Local JSONL or Parquet files (data.train=<file>, data.eval=<file>), each row validated."""
+
     train: str = "???"
     #: Held-out file; when absent, the last ``eval_fraction`` of the train rows is held out.
     eval: Optional[str] = None

@@ -14,6 +14,8 @@ from rlkit.schema import at_least
 
 @dataclass
 class HFGeneratorConfig:
+    """Batched sampling with a transformers model and a KV cache, in the trainer's process."""
+
     component: ClassVar[str] = "rlkit.generators.hf:HFGenerator"
 
     #: Most sequences decoded together; prompts x n are processed in chunks of this size.

@@ -14,6 +14,8 @@ from rlkit.schema import Dtype, above, at_least
 
 @dataclass
 class RewardModelConfig:
+    """A reward model trained by algo=rm scores each completion (reward.path=<rm run>/final)."""
+
     component: ClassVar[str] = "rlkit.rewards.reward_model:RewardModelReward"
 
     #: A sequence-classification checkpoint, e.g. ``<rm run>/final``.

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from rlkit.generators.vllm_weights import hf_weights, lora_scalings
-from tests.conftest import REPO
 
 
 def test_lora_adapters_are_merged_into_the_weights_vllm_loads(tiny):
@@ -46,11 +45,11 @@ def test_choosing_vllm_without_it_fails_at_once_with_the_install_command(compose
         component_config("generator", cfg.generator, "generators")
 
 
-def test_the_preset_lists_every_key_with_the_schemas_default():
+def test_the_option_holds_every_key_with_the_schemas_default(compose):
     from omegaconf import OmegaConf
 
     from rlkit.generators.vllm import VLLMGenerator
 
-    preset = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "generator" / "vllm.yaml"))
-    assert preset.pop("name") == "vllm"
-    assert preset == OmegaConf.to_container(OmegaConf.structured(VLLMGenerator.Config))
+    option = OmegaConf.to_container(compose(["algo=grpo", "generator=vllm"]).generator)
+    assert option.pop("name") == "vllm"
+    assert option == OmegaConf.to_container(OmegaConf.structured(VLLMGenerator.Config))
