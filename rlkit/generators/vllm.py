@@ -114,6 +114,10 @@ class VLLMGenerator(Generator):
 
         self._model_dir = tempfile.TemporaryDirectory(prefix="rlkit-vllm-")
         _write_model_files(plain, tokenizer, self._model_dir.name)
+        # vLLM's CPU worker, here in this process, drops torch to one thread and disables
+        # torch.set_num_threads (right for a process that only serves); the trainer sharing
+        # the process gets both back.
+        threads, set_num_threads = torch.get_num_threads(), torch.set_num_threads
         self.llm = LLM(
             model=self._model_dir.name,
             load_format="dummy",
@@ -129,6 +133,8 @@ class VLLMGenerator(Generator):
             logprobs_mode="processed_logprobs",
             kv_cache_memory_bytes=None if cuda else int(config.cpu_kvcache_space_gib * 2**30),
         )
+        torch.set_num_threads = set_num_threads
+        torch.set_num_threads(threads)
         #: What sleeps now (enable_sleep_mode): "weights" and/or "kv_cache".
         self._sleeping: set[str] = set()
         self._metrics: dict[str, float] = {}
