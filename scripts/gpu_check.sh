@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# GPU checks of generator=vllm (one H100/H200, under 8 minutes). Prints one line per check:
+# GPU checks of generator=vllm (one H100/H200; each check has a time limit, 8 minutes in all). Prints one line per check:
 #   throughput   generation tokens/s of hf vs vllm, ~0.5B random-init Qwen2-shaped model, bf16
 #   sleep        device memory freed by the engine's sleep, and greedy output unchanged after wake
 #   grpo-fsdp2   5 colocated GRPO steps, generator=vllm (sleep mode) + backend=fsdp2 over NCCL
 #   grpo-bf16    the same with backend.param_dtype=bfloat16 (fp32 master weights, bf16 compute)
+#                and a bf16 engine
 # Needs a Python with rlkit and vLLM (`pip install -e ".[vllm]"`; PYTHON=... picks it); it
 # tries that install when vLLM is missing. Run from anywhere: scripts/gpu_check.sh
 set -uo pipefail
@@ -44,7 +45,7 @@ EOF
 model="$work/model"
 
 # 1. Throughput: 256 completions x 128 tokens, hf and vllm alternately (benchmarks/bench_generators.py).
-if timeout 200 "$py" benchmarks/bench_generators.py --model "$model" --device cuda --dtype bfloat16 --rows 256 --n 8 \
+if timeout 140 "$py" benchmarks/bench_generators.py --model "$model" --device cuda --dtype bfloat16 --rows 256 --n 8 \
         --max-new-tokens 128 --repeats 2 --gpu-memory-utilization 0.3 >"$work/bench.log" 2>&1; then
     log "throughput   $(grep -E '^(hf|vllm) |vllm / hf' "$work/bench.log" | sed -E 's/ +\(rounds.*//; s/ +/ /g' | paste -sd ';')"
 else
@@ -52,14 +53,15 @@ else
 fi
 
 # 2. Sleep mode: memory freed by sleep, and the same greedy completions after waking.
-timeout 150 "$py" - "$model" <<'EOF' >"$work/sleep.log" 2>&1 || log "sleep        FAIL (tail: $(tail -2 "$work/sleep.log" | tr '\n' ' '))"
+timeout 90 "$py" - "$model" <<'EOF' >"$work/sleep.log" 2>&1 || log "sleep        FAIL (tail: $(tail -2 "$work/sleep.log" | tr '\n' ' '))"
 import sys, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from rlkit.generators.vllm import VLLMGenerator
 from rlkit.types import SamplingParams
 model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.bfloat16).cuda()
 tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])
-engine = VLLMGenerator(VLLMGenerator.Config(enable_sleep_mode=True, gpu_memory_utilization=0.3), model, tokenizer)
+engine = VLLMGenerator(VLLMGenerator.Config(enable_sleep_mode=True, gpu_memory_utilization=0.3, enforce_eager=True),
+                       model, tokenizer)
 prompts = [f"w{i} w{i + 7} w{i + 3}" for i in range(2, 66)]
 greedy = SamplingParams(temperature=0.0, max_new_tokens=32)
 first = engine.generate(prompts, greedy)
@@ -77,8 +79,8 @@ grep '^sleep' "$work/sleep.log" | tee -a "$work/summary"
 grpo() {  # name, extra overrides...
     local name=$1; shift
     local dir="$work/run-$name"
-    if timeout 170 "$py" -m rlkit algo=grpo reward=format "reward.pattern='^ w'" model.name_or_path="$model" \
-            model.dtype=float32 backend=fsdp2 backend.device=cuda generator=vllm generator.enable_sleep_mode=true \
+    if timeout 110 "$py" -m rlkit algo=grpo reward=format reward.pattern=w1 model.name_or_path="$model" \
+            model.dtype=float32 backend=fsdp2 backend.device=cuda generator=vllm generator.enable_sleep_mode=true generator.enforce_eager=true \
             generator.gpu_memory_utilization=0.3 generator.max_model_len=1024 trainer.max_steps=5 trainer.batch_size=32 \
             trainer.micro_batch_size=64 algo.group_size=8 algo.sampling.max_new_tokens=128 trainer.lr=1e-6 \
             trainer.eval_every=0 trainer.save_every=0 trainer.eval_samples=16 trainer.eval_max_new_tokens=16 \
@@ -97,4 +99,4 @@ EOF
     fi
 }
 grpo grpo-fsdp2
-grpo grpo-bf16 backend.param_dtype=bfloat16
+grpo grpo-bf16 backend.param_dtype=bfloat16 generator.dtype=bfloat16
