@@ -15,7 +15,8 @@ import torch
 pytest.importorskip("vllm")
 
 from rlkit.algorithms.base import TrainContext  # noqa: E402
-from rlkit.algorithms.grpo import GRPO, SamplingConfig  # noqa: E402
+from rlkit.algorithms.config import SamplingConfig  # noqa: E402
+from rlkit.algorithms.grpo import GRPO  # noqa: E402
 from rlkit.backends.single import SingleBackend  # noqa: E402
 from rlkit.config import ModelConfig, TrainerConfig  # noqa: E402
 from rlkit.data.arithmetic import ArithmeticTask  # noqa: E402
