@@ -17,6 +17,10 @@ INSTALL_HINT = ("generator=vllm needs vLLM, which is not installed: install the 
 
 @dataclass
 class VLLMGeneratorConfig:
+    """A vLLM engine with the trainer's weights, synced in memory after every step.
+
+    Install: pip install -e ".[vllm]" on GPU, scripts/setup_vllm.sh on CPU."""
+
     component: ClassVar[str] = "rlkit.generators.vllm:VLLMGenerator"
 
     #: Engine weights and activations (null: the trained model's dtype).
