@@ -132,3 +132,32 @@ def _slurm_job_id() -> str | None:
     if array:
         return f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
     return os.environ.get("SLURM_JOB_ID")
+
+
+class LockRunDir:
+    """Hydra callback: ``python -m rlkit`` locks its run directory in ``on_run_start``,
+    before Hydra writes ``.hydra/`` or its log there, and holds it until the process ends
+    (the training code then finds it held, see :func:`held_by_parent`). Ranks other than
+    global rank 0 of a torchrun/srun launch leave it to rank 0."""
+
+    def __init__(self) -> None:
+        self.lock: RunDirLock | None = None
+
+    def on_run_start(self, config, **kwargs) -> None:
+        if _launched_rank() != 0:
+            return
+        self.lock = RunDirLock(Path(config.hydra.run.dir))
+        self.lock.acquire()
+
+    def on_run_end(self, config, **kwargs) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+
+def _launched_rank() -> int:
+    """This process's global rank under torchrun or srun (0 when not launched)."""
+    from rlkit.backends.distributed import read_env
+
+    found = read_env()
+    return found.rank if found is not None else 0
