@@ -64,6 +64,9 @@ class TrainerConfig:
     keep_checkpoints: int = field(default=2, metadata=at_least(1))
     #: Resume from the run directory's latest complete checkpoint if there is one.
     resume: bool = True
+    #: A NaN/inf loss or gradient norm: stop (the run fails at that step) | skip (drop the
+    #: update, counted in nonfinite/skipped). See rlkit.trainer.nonfinite.
+    on_nonfinite: str = "stop"
 
 
 @dataclass
