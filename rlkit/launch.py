@@ -20,6 +20,8 @@ from omegaconf import DictConfig
 from rlkit.build import resolve_components, select_backend
 from rlkit.config import typed_run_config
 from rlkit.outputs import RunOutputs
+from rlkit.run_lock import RunDirLock, held_by_parent, held_here, launched_rank
+from rlkit.terminate import sigterm_raises
 
 
 def train(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
@@ -33,11 +35,45 @@ def train(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
     for logger in parts["loggers"].values():
         logger.cls.check(logger.config)  # e.g. an MLflow server that does not answer
     cfg, backend = select_backend(cfg, parts["backend"], run)
+    # One writer per run directory: the run's first process locks it before writing there
+    # (``python -m rlkit`` already did, in a Hydra callback); ranks it starts inherit it.
+    lock = None if held_by_parent(run_dir) or launched_rank() != 0 else RunDirLock(run_dir)
+    if lock is not None:
+        lock.acquire()
+    try:
+        if not held_here(run_dir):
+            return _train(cfg, run_dir, run, backend, reward)
+        outputs = RunOutputs(run_dir)
+        try:
+            with sigterm_raises():
+                return _train(cfg, run_dir, run, backend, reward, outputs)
+        except BaseException as exc:
+            # Whatever ended the run -- an exception before or after the trainer started, a
+            # launched rank's failure, SIGTERM -- status.json says so (the trainer's own,
+            # more precise record of the first cause is kept).
+            outputs.mark_failed(f"{type(exc).__name__}: {exc}", keep_recorded_error=True)
+            raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(cfg: DictConfig, run_dir: Path, run, backend, reward, outputs: RunOutputs | None = None) -> dict[str, float]:
+    """:func:`train` once the run directory is this process's (``outputs``) or its parent's."""
     completed = RunOutputs(run_dir).completed()
     if completed is not None:
         # Finished here before (a re-run sweep or pipeline): keep it, train nothing.
         print(f"{run_dir} already completed; not training again", flush=True)
         return completed.metrics
+    if outputs is not None:
+        from rlkit.trainer.checkpoint import remove_partial
+
+        # A fresh record (a stale failure's error must not survive into this attempt), and
+        # no staging directories of a killed save.
+        previous = outputs.status()
+        outputs.write_status("running", previous.step if previous else 0)
+        remove_partial(outputs.checkpoints)
+        remove_partial(run_dir)
     nproc = getattr(backend.config, "nproc_per_node", 1)
     if reward is not None and (run.cluster is not None or nproc > 1):
         raise ValueError("a reward function object runs in this process only: use backend.nproc_per_node=1 and no "

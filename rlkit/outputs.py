@@ -16,6 +16,7 @@ written only through :class:`RunStatus`. This module imports neither torch nor H
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -53,10 +54,13 @@ class RunStatus:
                    metrics=dict(record.get("metrics") or {}), log=record.get("log"))
 
     def write(self, path: Path) -> None:
-        """Replace ``path`` atomically (a reader never sees half a record)."""
+        """Replace ``path`` atomically (a reader never sees half a record). Strict JSON:
+        a non-finite metric is written as ``null``, as in metrics.jsonl."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(asdict(self)), encoding="utf-8")
+        record = asdict(self)
+        record["metrics"] = {key: _finite_or_none(value) for key, value in self.metrics.items()}
+        tmp.write_text(json.dumps(record, allow_nan=False), encoding="utf-8")
         tmp.replace(path)
 
 
@@ -116,3 +120,7 @@ class RunOutputs:
         if status is None or status.status != "completed" or not (self.final / "config.json").exists():
             return None
         return status
+
+
+def _finite_or_none(value):
+    return value if not isinstance(value, float) or math.isfinite(value) else None

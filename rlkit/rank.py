@@ -53,7 +53,9 @@ def train_rank(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
     train_samples = dataset.load("train", algo.cls.sample_kind)
     eval_samples = dataset.load("eval", algo.cls.sample_kind)
 
-    resume_from = CheckpointManager(outputs.checkpoints, run.trainer.keep_checkpoints).latest() if run.trainer.resume else None
+    checkpoints = CheckpointManager(outputs.checkpoints, run.trainer.keep_checkpoints)
+    # The newest checkpoint whose files are intact (one warning for each newer damaged one).
+    resume_from = checkpoints.latest_usable(warn=backend.is_main) if run.trainer.resume else None
     tokenizer = load_tokenizer(run.model)
     check_dataset_prompts(dataset, {"train": train_samples, "eval": eval_samples}, tokenizer, run.model.name_or_path)
     policy = backend.wrap(load_policy(run, algo.cls.model_kind, tokenizer, resume_from))
@@ -62,9 +64,10 @@ def train_rank(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
                        reward=reward or (build_reward(parts["reward"]) if "reward" in parts else None))
     algorithm = algo.build(ctx)
 
-    if resume_from and backend.is_main:
-        # Metrics logged after the checkpoint by the interrupted run are logged again.
-        truncate_after(outputs.metrics, CheckpointManager.step_of(resume_from))
+    if backend.is_main:
+        # On every start: metrics logged after the checkpoint resumed from (all of them when
+        # starting over) are logged again, and a torn last line of a killed write goes.
+        truncate_after(outputs.metrics, CheckpointManager.step_of(resume_from) if resume_from else -1)
     info = RunInfo(run_dir=run_dir, name=run_dir.name, total_steps=run.trainer.max_steps,
                    config=OmegaConf.to_container(cfg, resolve=True))
     loggers = [r.build(info) for r in parts["loggers"].values()] if backend.is_main else []

@@ -27,6 +27,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from hydra.experimental.callback import Callback
+
 LOCK_FILE = ".lock"
 #: Set while a process holds a run directory's lock: the directory, for its child ranks.
 HELD_ENV = "RLKIT_RUN_LOCK_HELD"
@@ -122,8 +124,13 @@ class RunDirLock:
 
 
 def held_by_parent(run_dir: Path) -> bool:
-    """True in a rank started by the process that holds ``run_dir``'s lock."""
+    """True in the process holding ``run_dir``'s lock and in the ranks it started."""
     return os.environ.get(HELD_ENV) == str(Path(run_dir).resolve())
+
+
+def held_here(run_dir: Path) -> bool:
+    """True in the process holding ``run_dir``'s lock (the one that records its status)."""
+    return str(Path(run_dir).resolve()) in _held
 
 
 def _slurm_job_id() -> str | None:
@@ -134,20 +141,25 @@ def _slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
-class LockRunDir:
+class LockRunDir(Callback):
     """Hydra callback: ``python -m rlkit`` locks its run directory in ``on_run_start``,
     before Hydra writes ``.hydra/`` or its log there, and holds it until the process ends
     (the training code then finds it held, see :func:`held_by_parent`). Ranks other than
-    global rank 0 of a torchrun/srun launch leave it to rank 0."""
+    global rank 0 of a torchrun/srun launch leave it to rank 0. Hydra turns a callback's
+    exceptions into warnings, so a busy directory ends the process here (exit status 1)."""
 
     def __init__(self) -> None:
         self.lock: RunDirLock | None = None
 
     def on_run_start(self, config, **kwargs) -> None:
-        if _launched_rank() != 0:
+        if launched_rank() != 0:
             return
-        self.lock = RunDirLock(Path(config.hydra.run.dir))
-        self.lock.acquire()
+        lock = RunDirLock(Path(config.hydra.run.dir))
+        try:
+            lock.acquire()
+        except RunDirBusy as exc:
+            raise SystemExit(f"Error: {exc}") from None
+        self.lock = lock
 
     def on_run_end(self, config, **kwargs) -> None:
         if self.lock is not None:
@@ -155,7 +167,7 @@ class LockRunDir:
             self.lock = None
 
 
-def _launched_rank() -> int:
+def launched_rank() -> int:
     """This process's global rank under torchrun or srun (0 when not launched)."""
     from rlkit.backends.distributed import read_env
 

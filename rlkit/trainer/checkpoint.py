@@ -115,17 +115,17 @@ class CheckpointManager:
         steps = self.steps()
         return steps[-1][1] if steps else None
 
-    def latest_usable(self) -> Path | None:
-        """The newest checkpoint that passes the integrity checks, logging one warning
-        naming what is wrong with each newer one; None when there are no checkpoints.
-        Raises ``CheckpointError`` when checkpoints exist and none is usable."""
+    def latest_usable(self, warn: bool = True) -> Path | None:
+        """The newest checkpoint that passes the integrity checks, logging (``warn``) one
+        warning naming what is wrong with each newer one; None when there are no
+        checkpoints. Raises ``CheckpointError`` when checkpoints exist and none is usable."""
         from rlkit.trainer.integrity import checkpoint_problem
 
         skipped = []
         for _, path in reversed(self.steps()):
             problem = checkpoint_problem(path, TRAINER_STATE, SHARDED_DIR)
             if problem is None:
-                for bad, why in skipped:
+                for bad, why in skipped if warn else []:
                     _log.warning("checkpoint %s is unusable: %s; resuming from %s instead", bad.name, why, path.name)
                 return path
             skipped.append((path, problem))

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import defaultdict
 from contextlib import nullcontext
@@ -34,6 +35,7 @@ from rlkit.trainer.checkpoint import (
     restore_rng,
     rng_state,
 )
+from rlkit.trainer.nonfinite import ON_NONFINITE, NonFiniteError, first_nonfinite
 from rlkit.trainer.optim import build_optimizer, build_scheduler
 from rlkit.trainer.samples import sample_rows
 from rlkit.types import Sample
@@ -52,6 +54,8 @@ class Trainer:
         outputs: RunOutputs,
         save_model: Callable[[Path], None],
     ):
+        if config.on_nonfinite not in ON_NONFINITE:
+            raise ValueError(f"trainer.on_nonfinite must be one of {ON_NONFINITE}, got {config.on_nonfinite!r}")
         self.config = config
         self.algorithm = algorithm
         self.backend = backend
@@ -110,12 +114,17 @@ class Trainer:
         every rank has finished writing."""
         backend = self.backend
         staging = Path(backend.broadcast_object(str(begin_staging(target)) if backend.is_main else None))
-        if trainer_state is not None:
-            backend.save_sharded(staging / SHARDED_DIR, self.policy, self.optimizer)
-            if backend.is_main:
-                torch.save(trainer_state, staging / TRAINER_STATE)
-        self.save_model(staging)
-        backend.barrier()
+        try:
+            if trainer_state is not None:
+                backend.save_sharded(staging / SHARDED_DIR, self.policy, self.optimizer)
+                if backend.is_main:
+                    torch.save(trainer_state, staging / TRAINER_STATE)
+            self.save_model(staging)
+            backend.barrier()
+        except BaseException:
+            if backend.is_main:  # a full disk gets its space back; the run stays resumable
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
         if backend.is_main:
             commit_staging(staging, target)
         backend.barrier()
@@ -185,16 +194,23 @@ class Trainer:
         prepared = time.perf_counter()
         self.policy.train()
         totals: dict[str, float] = defaultdict(float)
+        skipped = 0
         for update in plan.updates:
             self.optimizer.zero_grad(set_to_none=True)
+            update_loss = 0.0
             for i, micro_batch in enumerate(update):
                 # Gradients of all but the last micro-batch may stay local (DDP's no_sync).
                 with self.backend.no_sync(self.policy) if i + 1 < len(update) else nullcontext():
                     out = self.algorithm.loss(micro_batch)
                     self.backend.backward(out.loss)
+                update_loss += float(out.loss.detach())
                 for key, value in out.metrics.items():
                     totals[key] += value
-            totals["grad_norm"] += self.backend.clip_grad_norm(self.policy, self.config.max_grad_norm)
+            grad_norm = self.backend.clip_grad_norm(self.policy, self.config.max_grad_norm)
+            totals["grad_norm"] += grad_norm
+            if self.nonfinite_update({"loss": update_loss, "grad_norm": grad_norm}):
+                skipped += 1
+                continue
             self.optimizer.step()
             self.algorithm.after_update()
         lr = self.scheduler.get_last_lr()[0]
@@ -204,9 +220,24 @@ class Trainer:
         end = time.perf_counter()
         metrics = self.gather_metrics({key: value / len(plan.updates) for key, value in totals.items()}, plan.metrics)
         metrics.update({"lr": lr, "time/step": end - start, "time/prepare": prepared - start, "time/train": trained - prepared})
+        if self.config.on_nonfinite == "skip":
+            metrics["nonfinite/skipped"] = float(skipped)
         if sync is not None:
             metrics["time/weight_sync"] = sync
         return metrics
+
+    def nonfinite_update(self, values: dict[str, float]) -> bool:
+        """The non-finite guard (rlkit.trainer.nonfinite), before the optimizer step: True
+        when this update is to be skipped; raises NonFiniteError with ``stop``. Every rank
+        decides alike (the flag is reduced over data-parallel ranks)."""
+        bad = first_nonfinite(values)
+        if not self.backend.all_reduce(1.0 if bad else 0.0, "max"):
+            return False
+        if self.config.on_nonfinite == "skip":
+            self.optimizer.zero_grad(set_to_none=True)
+            return True
+        metric, value = bad or ("loss or gradient norm on another rank", float("nan"))
+        raise NonFiniteError(self.step + 1, metric, value)
 
     def gather_metrics(self, additive: dict[str, float], prepared: dict[str, float]) -> dict[str, float]:
         """Step metrics of the whole batch: loss contributions (global denominators) summed
