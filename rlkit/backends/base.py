@@ -131,10 +131,14 @@ class Backend(ABC):
         """Write ``model`` (and ``optimizer``) state with torch.distributed.checkpoint: each
         rank writes its own shards; loadable with any world size and backend. Collective."""
         import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.api import CheckpointException
 
         with warnings.catch_warnings():  # one process without a process group is intended
             warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-            dcp.save(_dcp_state(model, optimizer), checkpoint_id=str(directory))
+            try:
+                dcp.save(_dcp_state(model, optimizer), checkpoint_id=str(directory))
+            except CheckpointException as exc:
+                raise _rank_failure(exc, directory) from None
 
     def load_sharded(self, directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Read state written by :meth:`save_sharded` (any world size) into ``model`` and
@@ -154,10 +158,7 @@ class Backend(ABC):
             try:
                 dcp.load(state, storage_reader=reader, planner=SafeLoadPlanner(reader))
             except CheckpointException as exc:
-                rank, (cause, _) = next(iter(exc.failures.items()))
-                if isinstance(cause, Exception):
-                    raise cause from None
-                raise RuntimeError(f"loading {directory} failed on rank {rank}: {cause!r}") from None
+                raise _rank_failure(exc, directory) from None
         if optimizer is None:
             set_model_state_dict(model, state["model"])
         else:
@@ -168,6 +169,15 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release process groups and devices."""
+
+
+def _rank_failure(exc: BaseException, directory: Path) -> Exception:
+    """The first rank's own exception out of DCP's ``CheckpointException`` (a
+    ``BaseException`` that ``except Exception`` handlers would miss)."""
+    rank, (cause, _) = next(iter(exc.failures.items()))
+    if isinstance(cause, Exception):
+        return cause
+    return RuntimeError(f"{directory}: failed on rank {rank}: {cause!r}")
 
 
 def _dcp_state(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:

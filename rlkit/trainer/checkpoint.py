@@ -67,8 +67,12 @@ def atomic_directory(target: Path, write: Callable[[Path], None]) -> Path:
     staging = begin_staging(target)
     try:
         write(staging)
-    except BaseException:
+    except Exception as exc:
+        error = save_failed(target, exc)
         shutil.rmtree(staging, ignore_errors=True)  # a full disk gets its space back
+        raise error from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
     return commit_staging(staging, target)
 
@@ -163,7 +167,19 @@ class CheckpointManager:
 
 
 class CheckpointError(RuntimeError):
-    """No checkpoint of a run directory can be resumed from."""
+    """No checkpoint of a run directory can be resumed from, or one could not be written."""
+
+
+#: Free space below which a failed save is reported as a full disk (writers fill it up).
+NEARLY_FULL_BYTES = 16 << 20
+
+
+def save_failed(target: Path, cause: BaseException) -> CheckpointError:
+    """The error for a failed save into ``target``, saying so when the disk is full (the
+    torch writers often report ENOSPC as an unrelated stream error)."""
+    free = shutil.disk_usage(target.parent).free
+    full = f"; No space left on device ({free} bytes free on {target.parent})" if free < NEARLY_FULL_BYTES else ""
+    return CheckpointError(f"writing {target} failed: {type(cause).__name__}: {cause}{full}")
 
 
 def remove_partial(directory: Path) -> None:

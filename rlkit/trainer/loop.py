@@ -34,6 +34,7 @@ from rlkit.trainer.checkpoint import (
     commit_staging,
     restore_rng,
     rng_state,
+    save_failed,
 )
 from rlkit.trainer.nonfinite import ON_NONFINITE, NonFiniteError, first_nonfinite
 from rlkit.trainer.optim import build_optimizer, build_scheduler
@@ -121,8 +122,14 @@ class Trainer:
                     torch.save(trainer_state, staging / TRAINER_STATE)
             self.save_model(staging)
             backend.barrier()
+        except Exception as exc:
+            if not backend.is_main:
+                raise
+            error = save_failed(target, exc)
+            shutil.rmtree(staging, ignore_errors=True)  # a full disk gets its space back
+            raise error from exc
         except BaseException:
-            if backend.is_main:  # a full disk gets its space back; the run stays resumable
+            if backend.is_main:
                 shutil.rmtree(staging, ignore_errors=True)
             raise
         if backend.is_main:

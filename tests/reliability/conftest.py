@@ -43,12 +43,9 @@ def status(run_dir: Path) -> dict:
 
 def metric_records(run_dir: Path, allow_torn_last_line: bool = False) -> list[dict]:
     """Every record of metrics.jsonl, each line strict JSON."""
-    text = (run_dir / "metrics.jsonl").read_text()
-    lines = text.split("\n")
-    if lines[-1] and allow_torn_last_line:
-        lines = lines[:-1]
-    assert lines[-1] == "", f"metrics.jsonl does not end with a newline: {lines[-1]!r}"
-    return [strict_json(line) for line in lines[:-1]]
+    *lines, tail = (run_dir / "metrics.jsonl").read_text().split("\n")
+    assert allow_torn_last_line or tail == "", f"metrics.jsonl does not end with a newline: {tail!r}"
+    return [strict_json(line) for line in lines]
 
 
 def train_steps(run_dir: Path) -> list[int]:

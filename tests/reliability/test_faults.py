@@ -186,10 +186,10 @@ def test_planted_pickle_runs_nothing_and_the_error_names_the_file(tmp_path, kill
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 2.5 MiB tmpfs: room for the run's first checkpoints, not for all of them."""
+    """A 1.75 MiB tmpfs: room for two of the run's checkpoints (~0.75 MiB each), not a third."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2560k", "tmpfs", str(mount)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1792k", "tmpfs", str(mount)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
