@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from tests.reliability import runner
 
-MAX_STEPS = 32
+MAX_STEPS = 40
 SAVE_EVERY = 4
 #: A run of ~1 s of training on a 2-layer, 32-wide model; checkpoints every SAVE_EVERY steps.
 FAST = [

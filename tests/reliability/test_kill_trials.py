@@ -45,8 +45,16 @@ def logged_step(run_dir: Path) -> int:
 
 
 def staging_dirs(run_dir: Path) -> list[str]:
-    directory = run_dir / "checkpoints"
-    return [p.name for p in directory.iterdir() if p.name.startswith(".tmp-")] if directory.is_dir() else []
+    """Checkpoints (and the final model) being written: hidden ``.tmp-<name>-<pid>`` directories."""
+    return [p.name for d in (run_dir, run_dir / "checkpoints") if d.is_dir() for p in d.iterdir()
+            if p.name.startswith(".tmp-")]
+
+
+def metrics_inode(run_dir: Path) -> int | None:
+    try:
+        return (run_dir / "metrics.jsonl").stat().st_ino
+    except FileNotFoundError:
+        return None
 
 
 def wait_until(condition, process, timeout: float = 240) -> bool:
@@ -76,15 +84,19 @@ def test_interrupted_runs_resume_and_end_equal_to_an_uninterrupted_run(tmp_path,
     for trial, plan in enumerate(plans):
         newest = max(checkpoint_steps(run_dir), default=0)
         log = tmp_path / f"start-{trial}.log"
+        stale = metrics_inode(run_dir)
         process = runner.start(argv(run_dir), log)
+        # Every start rewrites metrics.jsonl (cut back to its checkpoint) before training:
+        # steps logged by an earlier start must not fire this one's trigger.
+        assert wait_until(lambda: metrics_inode(run_dir) not in (None, stale), process), log.read_text()[-2000:]
         if plan == "before first checkpoint":
             fired = wait_until(lambda: logged_step(run_dir) >= 2, process)
         elif plan == "during checkpoint write":
             # This start's own staging directory (the name ends with its PID), not one left before.
             fired = wait_until(lambda: any(d.endswith(f"-{process.pid}") for d in staging_dirs(run_dir)), process)
             time.sleep(rng.uniform(0, 0.03))
-        else:
-            target = rng.randint(max(newest, logged_step(run_dir)) + 1, MAX_STEPS - 3)
+        else:  # a step before the next checkpoint but one, so that every start makes progress
+            target = rng.randint(newest + 1, min(newest + 2 * SAVE_EVERY - 1, MAX_STEPS - 2))
             fired = wait_until(lambda: logged_step(run_dir) >= target, process)
             time.sleep(rng.uniform(0, 0.2))
         assert fired, f"trial {trial} ({plan}): the run ended before its trigger:\n{log.read_text()[-2000:]}"
