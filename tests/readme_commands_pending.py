@@ -137,15 +137,16 @@ def stand_ins(tmp_path_factory, tiny_model_dir):
 
 def as_run(command: str, stand_ins: dict, run_dir: Path, compose) -> tuple[dict[str, str], str, list[str]]:
     """(environment, module, arguments) of ``command`` with the stand-ins and FAST appended."""
-    words = shlex.split(command.split(" && ")[0])
+    command = command.split(" && ")[0]
+    for placeholder, local in stand_ins["paths"].items():
+        command = command.replace(placeholder, local)
+    words = shlex.split(command)
     env = {}
     while "=" in words[0] and not words[0].startswith("python"):
         key, value = words.pop(0).split("=", 1)
         env[key] = value
     assert words[:2] == ["python", "-m"], command
     module, args = words[2], words[3:]
-    for placeholder, local in stand_ins["paths"].items():
-        args = [a.replace(placeholder, local) for a in args]
     if module != "rlkit" and module != "rlkit.evaluate":
         return env, module, args
     if "--cfg" in args or "--help" in args:
