@@ -21,7 +21,7 @@ from rlkit.build import resolve_components, select_backend
 from rlkit.config import typed_run_config
 from rlkit.outputs import RunOutputs
 from rlkit.run_lock import RunDirLock, held_by_parent, held_here, launched_rank
-from rlkit.terminate import sigterm_raises
+from rlkit.terminate import received, sigterm_raises
 
 
 def train(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
@@ -51,7 +51,9 @@ def train(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
             # Whatever ended the run -- an exception before or after the trainer started, a
             # launched rank's failure, SIGTERM -- status.json says so (the trainer's own,
             # more precise record of the first cause is kept).
-            outputs.mark_failed(f"{type(exc).__name__}: {exc}", keep_recorded_error=True)
+            signal = received()  # a SIGTERM in library code may surface as another error
+            cause = signal or exc
+            outputs.mark_failed(f"{type(cause).__name__}: {cause}", keep_recorded_error=signal is None)
             raise
     finally:
         if lock is not None:

@@ -28,6 +28,15 @@ class Terminated(SystemExit):
         return f"received {signal.Signals(self.signum).name} (stopped from outside: scancel, a time limit, kill)"
 
 
+_received: Terminated | None = None
+
+
+def received() -> Terminated | None:
+    """The termination received inside the current :func:`sigterm_raises` block, if any
+    (library code may have wrapped or replaced the exception it raised)."""
+    return _received
+
+
 @contextmanager
 def sigterm_raises() -> Iterator[None]:
     """Within the block, SIGTERM raises :class:`Terminated` (main thread only; elsewhere
@@ -36,11 +45,15 @@ def sigterm_raises() -> Iterator[None]:
         yield
         return
     previous = signal.getsignal(signal.SIGTERM)
+    global _received
+    _received = None
 
     def handler(signum, frame):
+        global _received
         if callable(previous):
             previous(signum, frame)
-        raise Terminated(signum)
+        _received = Terminated(signum)
+        raise _received
 
     signal.signal(signal.SIGTERM, handler)
     try:

@@ -171,13 +171,12 @@ class Backend(ABC):
         """Release process groups and devices."""
 
 
-def _rank_failure(exc: BaseException, directory: Path) -> Exception:
+def _rank_failure(exc: BaseException, directory: Path) -> BaseException:
     """The first rank's own exception out of DCP's ``CheckpointException`` (a
-    ``BaseException`` that ``except Exception`` handlers would miss)."""
-    rank, (cause, _) = next(iter(exc.failures.items()))
-    if isinstance(cause, Exception):
-        return cause
-    return RuntimeError(f"{directory}: failed on rank {rank}: {cause!r}")
+    ``BaseException`` that ``except Exception`` handlers would miss); a signal or
+    interrupt that arrived during the call stays what it was."""
+    _, (cause, _) = next(iter(exc.failures.items()))
+    return cause
 
 
 def _dcp_state(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
