@@ -59,6 +59,15 @@ def build_reward(resolved: Resolved):
     return resolved.build()
 
 
+def build_judge(reward):
+    """What decides whether a completion is correct (accuracy, pass@k): ``reward`` when it
+    gives verdicts (``Reward.is_correct``), else the ``math`` reward, which checks the
+    final answer against the sample's reference answer."""
+    if reward is not None and reward.judges_correctness:
+        return reward
+    return Resolved(*component_config("reward", {"name": "math"}, "rewards")).build()
+
+
 def select_backend(cfg: DictConfig, resolved: Resolved, run: RunConfig) -> tuple[DictConfig, Resolved]:
     """``backend=auto`` (a backend class with ``select``) -> the backend it chooses; the
     returned config names that backend, so launched ranks and loggers see the choice."""

@@ -24,7 +24,7 @@ register_with_hydra()
 
 def evaluate_run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     from rlkit.models.loading import load_causal_lm, load_tokenizer
-    from rlkit.build import build_reward, generator_spec, resolve_components
+    from rlkit.build import build_judge, build_reward, generator_spec, resolve_components
     from rlkit.data.checks import check_dataset_prompts
     from rlkit.trainer.evaluation import evaluate_prompts
     from rlkit.trainer.loop import set_seed
@@ -49,7 +49,7 @@ def evaluate_run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     generator = generator_spec(parts).build(model, tokenizer)
     reward = build_reward(parts["reward"]) if "reward" in parts else None
     sampling = SamplingParams(temperature=run.eval.temperature, top_p=run.eval.top_p)
-    metrics = evaluate_prompts(generator, samples, reward, run.eval.max_new_tokens, k=run.eval.k, sampling=sampling)
+    metrics = evaluate_prompts(generator, samples, reward, build_judge(reward), run.eval.max_new_tokens, k=run.eval.k, sampling=sampling)
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {"model": run.model.name_or_path, "split": run.eval.split, "prompts": len(samples), **metrics}
     (run_dir / "eval.json").write_text(json.dumps(record, indent=2))

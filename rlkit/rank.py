@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from rlkit.build import build_reward, generator_spec, resolve_components
+from rlkit.build import build_judge, build_reward, generator_spec, resolve_components
 from rlkit.config import RunConfig, typed_run_config
 from rlkit.data.checks import check_dataset_prompts
 from rlkit.loggers.base import RunInfo
@@ -28,6 +28,7 @@ def train_rank(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
     ``cluster``); returns the final held-out metrics. ``reward``, when given, is used
     instead of building the configured one (the Python API's ``reward_fn``)."""
     from rlkit.algorithms.base import TrainContext
+    from rlkit.data.sampler import SampleSource
     from rlkit.hub import publish
     from rlkit.loggers.jsonl import truncate_after
     from rlkit.manifest import recorded
@@ -59,9 +60,12 @@ def train_rank(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
     tokenizer = load_tokenizer(run.model)
     check_dataset_prompts(dataset, {"train": train_samples, "eval": eval_samples}, tokenizer, run.model.name_or_path)
     policy = backend.wrap(load_policy(run, algo.cls.model_kind, tokenizer, resume_from))
+    samples = SampleSource(train_samples, run.trainer.batch_size, run.trainer.seed, run.trainer.max_steps,
+                           backend.dp_rank, backend.dp_size)
+    reward = reward or (build_reward(parts["reward"]) if "reward" in parts else None)
     ctx = TrainContext(policy=policy, tokenizer=tokenizer, backend=backend, trainer=run.trainer, model=run.model,
-                       generator=generator_spec(parts).build(policy, tokenizer),
-                       reward=reward or (build_reward(parts["reward"]) if "reward" in parts else None))
+                       generator=generator_spec(parts).build(policy, tokenizer), reward=reward,
+                       judge=build_judge(reward), samples=samples)
     algorithm = algo.build(ctx)
 
     if backend.is_main:
@@ -72,7 +76,7 @@ def train_rank(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
                    config=OmegaConf.to_container(cfg, resolve=True))
     loggers = [r.build(info) for r in parts["loggers"].values()] if backend.is_main else []
     trainer = Trainer(
-        run.trainer, algorithm=algorithm, backend=backend, train_samples=train_samples,
+        run.trainer, algorithm=algorithm, backend=backend, samples=samples,
         eval_samples=eval_samples, loggers=loggers, outputs=outputs,
         save_model=lambda directory: save_model(run, backend, policy, tokenizer, directory),
     )

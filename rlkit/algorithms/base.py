@@ -1,25 +1,39 @@
-"""The algorithm interface: one loop serves SFT, DPO, RM, GRPO and PPO.
+"""The algorithm interface: one loop serves SFT, DPO, RM, GRPO, PPO and plugins.
 
-Each training step the loop hands the algorithm a batch of samples. The algorithm turns it
-into a :class:`StepPlan` (tokenising, and for online RL generating and scoring rollouts)
-made of one or more optimizer updates, each a list of micro-batches. The loop then runs
-``loss`` on every micro-batch, calls backward, and steps the optimizer after each update.
+An algorithm states its idea; the trainer owns the mechanics. Each training step the
+trainer hands the algorithm this rank's share of a batch of samples, and ``prepare`` turns
+it into a :class:`StepPlan` (tokenising, and for online RL generating and scoring
+rollouts): one or more optimizer updates, each a list of micro-batches. For every update
+the trainer then
 
-Loss values are scaled by global denominators (tokens or sequences of the whole update,
-across ranks) so that summing micro-batch gradients gives the full-batch gradient, and so
-that metric contributions summed over micro-batches give the batch's value.
+1. sums ``counts(micro_batch)`` over the update's micro-batches and every data-parallel
+   rank: the update's global denominators (tokens, sequences, pairs, ...);
+2. moves each micro-batch's tensors to the device and back-propagates
+   ``loss(micro_batch, totals)``, with the trainable modules in train mode;
+3. clips each trainable module's gradients and steps the optimizer.
+
+A loss divides its sums by ``totals``, so the micro-batch gradients (and the ranks'
+gradients) add up to the full-batch gradient whatever the micro-batch size and world
+size; the metrics ``loss`` returns add up the same way. The trainer logs ``loss`` itself.
+
+The trainer also owns the optimizer and learning-rate schedule of every module in
+``trainable_modules()`` (one AdamW, a parameter group per module), their sharded
+checkpoints, train/eval mode (``prepare`` and ``evaluate`` run in eval mode, ``evaluate``
+without gradients) and the order of samples (``ctx.samples``).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 from torch import Tensor, nn
 
 from rlkit.backends.base import Backend
 from rlkit.config import ModelConfig, TrainerConfig
+from rlkit.data.sampler import SampleSource
+from rlkit.rewards.base import Reward
 from rlkit.types import Sample, SampleKind
 
 
@@ -33,17 +47,31 @@ class TrainContext:
     trainer: TrainerConfig
     model: ModelConfig
     generator: Any = None
-    reward: Any = None
-    #: This rank's share of one more step's training samples (dynamic sampling refills).
-    draw_samples: Optional[Callable[[], list[Sample]]] = None
-    #: This rank's share of the samples ``k`` steps ahead, without drawing them (so that an
-    #: asynchronous generator can start on them).
-    upcoming_samples: Optional[Callable[[int], list[Sample]]] = None
+    reward: Optional[Reward] = None
+    #: Decides whether a completion is correct (``accuracy``, ``pass@k``): a reward whose
+    #: ``is_correct`` gives verdicts. Default: ``reward`` when it gives them.
+    judge: Optional[Reward] = None
+    #: This rank's training samples: dynamic sampling draws more (``draw``), asynchronous
+    #: rollouts look ahead (``upcoming``).
+    samples: Optional[SampleSource] = None
+
+    def __post_init__(self) -> None:
+        if self.judge is None and self.reward is not None and self.reward.judges_correctness:
+            self.judge = self.reward
+
+
+@dataclass
+class TrainableModule:
+    """A model the trainer optimises; ``lr`` and ``max_grad_norm`` default to the trainer's."""
+
+    module: nn.Module
+    lr: Optional[float] = None
+    max_grad_norm: Optional[float] = None
 
 
 @dataclass
 class LossOutput:
-    """A micro-batch's loss and its additive metric contributions."""
+    """A micro-batch's loss (its share of the update's loss) and additive metric contributions."""
 
     loss: Tensor
     metrics: dict[str, float] = field(default_factory=dict)
@@ -58,6 +86,8 @@ class StepPlan:
 
 
 class Algorithm(ABC):
+    """Built as ``Algorithm(config, ctx)`` with ``ctx`` a :class:`TrainContext`."""
+
     Config: ClassVar[type]
     #: The samples this algorithm trains on; the dataset produces this kind.
     sample_kind: ClassVar[SampleKind]
@@ -71,20 +101,33 @@ class Algorithm(ABC):
         self.config = config
         self.ctx = ctx
 
+    def trainable_modules(self) -> dict[str, TrainableModule]:
+        """The models the trainer optimises, by name; ``policy`` (the model the run
+        exports) first. Add e.g. a value model with its own learning rate."""
+        return {"policy": TrainableModule(self.ctx.policy)}
+
     @abstractmethod
     def prepare(self, samples: Sequence[Sample]) -> StepPlan:
         """Turn this rank's share of a step's samples into updates of micro-batches."""
 
+    def counts(self, micro_batch: Any) -> dict[str, float]:
+        """This micro-batch's part of its update's denominators, e.g. ``{"tokens": 812.0}``;
+        ``loss`` receives their sums over the update and every data-parallel rank."""
+        return {}
+
     @abstractmethod
-    def loss(self, micro_batch: Any) -> LossOutput:
-        """The loss of one micro-batch, scaled so micro-batch gradients add up."""
+    def loss(self, micro_batch: Any, totals: dict[str, float]) -> LossOutput:
+        """The loss of one micro-batch: sums over it divided by the update's ``totals``."""
 
     @abstractmethod
     def evaluate(self, samples: Sequence[Sample]) -> dict[str, float]:
         """Held-out metrics (the loop prefixes them with ``eval/``)."""
 
-    def after_update(self) -> None:
-        """Called after each optimizer update (e.g. to send new weights to a generator)."""
+    @classmethod
+    def stale_rollouts_problem(cls, config: Any) -> Optional[str]:
+        """Why this algorithm, configured by ``config``, must not train on rollouts sampled
+        by weights a few steps old (asynchronous generation); None when it corrects for them."""
+        return "it has no off-policy correction (algo.off_policy); use an algorithm that has one, e.g. algo=grpo"
 
     def state_dict(self) -> dict[str, Any]:
         """Algorithm state to checkpoint (e.g. an adaptive KL coefficient)."""

@@ -51,9 +51,6 @@ class DPOMicroBatch:
     pairs: PairBatch
     #: Reference log-probabilities of the rows (``[2n]``), or None: compute them in ``loss``.
     ref_logps: Tensor | None
-    #: Pairs and chosen-completion tokens of the whole update across ranks (denominators).
-    total_pairs: float
-    total_chosen_tokens: float
 
 
 @dataclass
@@ -87,23 +84,21 @@ class DPO(Algorithm):
 
     def prepare(self, samples: Sequence[PreferenceSample]) -> StepPlan:
         batches = self.batches(samples, self.ctx.trainer.micro_batch_size)
-        reduce = self.ctx.backend.all_reduce_sum
-        total_pairs = reduce(float(len(samples)))
-        total_chosen_tokens = reduce(float(sum(b.num_chosen_targets for b in batches)))
-        return StepPlan([[
-            DPOMicroBatch(b, self.cached_reference(b.samples) if self.config.precompute_ref else None,
-                          total_pairs, total_chosen_tokens)
-            for b in batches
-        ]])
+        precompute = self.config.precompute_ref
+        return StepPlan([[DPOMicroBatch(b, self.cached_reference(b.samples) if precompute else None) for b in batches]])
 
-    def loss(self, micro_batch: DPOMicroBatch) -> LossOutput:
+    def counts(self, micro_batch: DPOMicroBatch) -> dict[str, float]:
+        pairs = micro_batch.pairs
+        return {"pairs": float(len(pairs.samples)), "chosen_tokens": float(pairs.num_chosen_targets)}
+
+    def loss(self, micro_batch: DPOMicroBatch, totals: dict[str, float]) -> LossOutput:
         out = self.forward(micro_batch.pairs, micro_batch.ref_logps)
         n = len(micro_batch.pairs.samples)
-        nll = sft_loss(out.token_logps[:n], out.mask[:n], micro_batch.total_chosen_tokens)
-        loss = out.losses.sum() / micro_batch.total_pairs + self.config.nll_weight * nll
+        nll = sft_loss(out.token_logps[:n], out.mask[:n], totals["chosen_tokens"])
+        loss = out.losses.sum() / totals["pairs"] + self.config.nll_weight * nll
         stats = pair_statistics(out.chosen_rewards, out.rejected_rewards)
-        metrics = {key: value / micro_batch.total_pairs for key, value in stats.items()}
-        metrics.update(loss=loss.item(), nll=nll.item())
+        metrics = {key: value / totals["pairs"] for key, value in stats.items()}
+        metrics["nll"] = nll.item()
         return LossOutput(loss, metrics)
 
     def evaluate(self, samples: Sequence[PreferenceSample]) -> dict[str, float]:
@@ -112,14 +107,14 @@ class DPO(Algorithm):
             out = self.forward(pairs, ref_logps)
             return out.losses, out.chosen_rewards, out.rejected_rewards
 
-        return evaluate_pairs(self.ctx.policy, self.batches(samples, self.ctx.trainer.eval_batch_size), score)
+        return evaluate_pairs(self.batches(samples, self.ctx.trainer.eval_batch_size), score)
 
     def forward(self, pairs: PairBatch, ref_logps: Tensor | None) -> PairForward:
         """Policy log-probabilities of a pair batch and the per-pair DPO losses.
 
         ``ref_logps`` are the rows' reference log-probabilities; None computes them here.
         """
-        batch = pairs.tokens.to(self.ctx.backend.device)
+        batch = pairs.tokens.to(self.ctx.backend.device)  # a no-op in loss: the trainer moved it
         if ref_logps is None:
             ref_logps = self.reference_logps(batch)
         token_logps, mask, _ = target_logprobs(self.ctx.policy, batch)

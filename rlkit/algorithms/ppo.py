@@ -24,13 +24,14 @@ InstructGPT, TRL and OpenRLHF: value gradients never disturb the policy, and the
 model can start from a reward model. ``V(s_t)`` is read at the position whose next token
 is the action, so values line up with ``target_logprobs`` (``[B, T-1]``).
 
-The loop owns only the policy's optimizer. The value model has its own AdamW, built here
-(``value_lr``, default ``trainer.lr``, following the trainer's learning-rate schedule);
-``loss`` returns ``policy_loss + vf_coef * value_loss``, so the loop's backward fills the
-gradients of both models, and ``after_update`` clips (``value_max_grad_norm``) and steps
-the value optimizer. With separate Adam optimizers ``vf_coef`` only rescales the value
-gradient before clipping. ``state_dict`` holds the value model's weights, its optimizer
-state and the step count, so a resumed run continues exactly.
+The value model is a trainable module (``trainable_modules``): the trainer optimises it
+with the policy (one AdamW, its own parameter group with ``value_lr``, default
+``trainer.lr``, following the trainer's learning-rate schedule), clips its gradients on
+their own (``value_max_grad_norm``), switches its train/eval mode and keeps its weights and
+optimizer state in the sharded checkpoint. ``loss`` returns ``policy_loss + vf_coef *
+value_loss``, so one backward fills the gradients of both models; as the two are clipped
+and normalised by Adam separately, ``vf_coef`` only rescales the value gradient before
+clipping.
 """
 
 from __future__ import annotations
@@ -38,15 +39,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
+from rlkit.algorithms.base import LossOutput, StepPlan, TrainableModule, TrainContext
 from rlkit.algorithms.config import PPOConfig
-from rlkit.algorithms.grpo import Denominators
 from rlkit.algorithms.losses import (
     clipped_policy_loss,
     clipped_value_loss,
@@ -55,14 +54,12 @@ from rlkit.algorithms.losses import (
     masked_mean,
     whiten,
 )
-from rlkit.algorithms.rollout import in_chunks, sample_rollouts
+from rlkit.algorithms.online import OnlineAlgorithm
 from rlkit.data.collate import TokenBatch
 from rlkit.models.forward import target_logprobs
 from rlkit.models.loading import load_model
 from rlkit.models.reference import ReferencePolicy
-from rlkit.trainer.evaluation import evaluate_prompts
-from rlkit.trainer.optim import build_optimizer, lr_factor
-from rlkit.types import PromptSample, SampleKind
+from rlkit.types import PromptSample
 
 
 @dataclass
@@ -87,7 +84,10 @@ class PPOData:
 @dataclass
 class PPOMicroBatch:
     data: PPOData
-    totals: Denominators
+
+    @property
+    def batch(self) -> TokenBatch:
+        return self.data.batch
 
 
 def token_rewards(scores: Tensor, mask: Tensor, kl: Tensor | None = None, kl_coef: float = 0.0) -> Tensor:
@@ -119,62 +119,45 @@ def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> float:
     return float(1 - var_error / var_returns) if var_returns > 0 else float("nan")
 
 
-class PPO(Algorithm):
+class PPO(OnlineAlgorithm):
     Config = PPOConfig
-    sample_kind = SampleKind.PROMPT
     plot_keys = ("reward/mean", "value_loss", "eval/accuracy")
 
     def __init__(self, config: PPOConfig, ctx: TrainContext):
         super().__init__(config, ctx)
-        if ctx.reward is None:
-            raise ValueError("algo=ppo needs a reward: add e.g. reward=math")
         self.reference = ReferencePolicy(ctx.policy, ctx.backend, ctx.model, config.ref_name_or_path) if config.kl_coef > 0 else None
-        self.value_model = ctx.backend.wrap(self._load_value_model(), trainable=True)
-        self.value_optimizer = build_optimizer(self.value_model, self._value_trainer_config())
-        self.steps = 0
+        # The initial checkpoint; a resumed run's trainer then loads the trained weights.
+        value = load_model(ctx.model, "token_classification", path=config.value_name_or_path)
+        self.value_model = ctx.backend.wrap(value.to(next(ctx.policy.parameters()).dtype), trainable=True)
 
-    def _load_value_model(self) -> nn.Module:
-        # The initial checkpoint (after a resume, load_state_dict restores the trained weights).
-        value = load_model(self.ctx.model, "token_classification", path=self.config.value_name_or_path)
-        return value.to(next(self.ctx.policy.parameters()).dtype)
-
-    def _value_trainer_config(self):
-        lr = self.config.value_lr if self.config.value_lr is not None else self.ctx.trainer.lr
-        return dataclasses.replace(self.ctx.trainer, lr=lr)
+    def trainable_modules(self) -> dict[str, TrainableModule]:
+        return {**super().trainable_modules(),
+                "value": TrainableModule(self.value_model, self.config.value_lr, self.config.value_max_grad_norm)}
 
     # ---------------------------------------------------------------- rollouts
 
     def prepare(self, samples: Sequence[PromptSample]) -> StepPlan:
-        cfg = self.config
-        for group in self.value_optimizer.param_groups:  # the trainer's schedule, at this step
-            group["lr"] = self._value_trainer_config().lr * lr_factor(self.steps, self.ctx.trainer)
-        self.steps += 1
         data, metrics = self.rollout_data(list(samples))
-        updates = []
-        several = cfg.epochs * cfg.minibatches > 1
-        generator = torch.Generator().manual_seed(int(torch.randint(2**31, (1,))))
-        for _ in range(cfg.epochs):
-            order = torch.randperm(len(data), generator=generator) if several else torch.arange(len(data))
-            for rows in order.chunk(cfg.minibatches):
-                updates.append(self.micro_batches(data, rows.tolist()))
-        return StepPlan(updates, metrics)
+        return StepPlan(self.plan(len(data), lambda rows: self.micro_batches(data, rows)), metrics)
+
+    def micro_batches(self, data: PPOData, rows: list[int]) -> list[PPOMicroBatch]:
+        return [PPOMicroBatch(data.select(chunk)) for chunk in self.micro_chunks(rows)]
 
     def rollout_data(self, prompts: list[PromptSample]) -> tuple[PPOData, dict[str, float]]:
         """Rollouts with old log-probs, old values, advantages and returns, and their metrics."""
         cfg = self.config
-        rollouts = sample_rollouts(self.ctx, prompts, cfg.sampling.params(cfg.samples_per_prompt), cfg.truncation_penalty)
+        rollouts = self.sample(prompts, cfg.samples_per_prompt, cfg.truncation_penalty)
         batch, metrics = rollouts.batch, rollouts.metrics
         mask = batch.target_mask[:, 1:]
         start = time.perf_counter()
-        size, device, temperature = self.ctx.trainer.micro_batch_size, self.ctx.backend.device, cfg.sampling.temperature
+        temperature = cfg.sampling.temperature
         old_logps = None
         if cfg.epochs * cfg.minibatches > 1 or self.reference is not None:
-            old_logps = in_chunks(lambda micro: target_logprobs(self.ctx.policy, micro, temperature)[0], batch, size, device)
-        self.value_model.eval()
-        old_values = in_chunks(lambda micro: token_values(self.value_model, micro), batch, size, device)
+            old_logps = self.no_grad_forward(lambda micro: target_logprobs(self.ctx.policy, micro, temperature)[0], batch)
+        old_values = self.no_grad_forward(lambda micro: token_values(self.value_model, micro), batch)
         kl = None
         if self.reference is not None:
-            ref_logps = in_chunks(lambda micro: self.reference.logprobs(micro, temperature), batch, size, device)
+            ref_logps = self.no_grad_forward(lambda micro: self.reference.logprobs(micro, temperature), batch)
             kl = kl_estimate(old_logps, ref_logps, kind="k1")
             metrics["kl"] = float(masked_mean(kl, mask))
             metrics["reward/kl_penalty"] = float(-cfg.kl_coef * (kl * mask).sum(-1).mean())
@@ -190,82 +173,30 @@ class PPO(Algorithm):
 
     def whiten(self, advantages: Tensor, mask: Tensor) -> Tensor:
         """Masked whitening over the valid tokens of every rank's rows (unbiased variance)."""
-        backend = self.ctx.backend
-        if backend.dp_size == 1:
+        if self.ctx.backend.dp_size == 1:
             return whiten(advantages, mask)
-        n = backend.all_reduce_sum(float(mask.sum()))
-        mean = backend.all_reduce_sum(float((advantages * mask).sum())) / max(n, 1.0)
-        squares = backend.all_reduce_sum(float((((advantages - mean) * mask) ** 2).sum()))
-        variance = squares / max(n - 1, 1.0)
+        mean, variance = self.global_moments(advantages, mask)
         return torch.where(mask, (advantages - mean) / (variance + 1e-8) ** 0.5, torch.zeros_like(advantages))
-
-    def micro_batches(self, data: PPOData, rows: list[int]) -> list[PPOMicroBatch]:
-        mask = data.batch.target_mask[rows, 1:]
-        backend = self.ctx.backend
-        totals = Denominators(
-            tokens=backend.all_reduce_sum(float(mask.sum())),
-            sequences=backend.all_reduce_sum(float((mask.sum(-1) > 0).sum())),
-            max_length=self.config.sampling.max_new_tokens,
-        )
-        size = self.ctx.trainer.micro_batch_size
-        return [PPOMicroBatch(data.select(rows[i : i + size]), totals) for i in range(0, len(rows), size)]
 
     # ---------------------------------------------------------------- loss
 
-    def loss(self, micro: PPOMicroBatch) -> LossOutput:
+    def loss(self, micro: PPOMicroBatch, totals: dict[str, float]) -> LossOutput:
         cfg = self.config
-        device = self.ctx.backend.device
         data = micro.data
-        batch = data.batch.to(device)
-        logps, mask, entropy = target_logprobs(self.ctx.policy, batch, cfg.sampling.temperature, with_entropy=True)
-        old = logps.detach() if data.old_logps is None else data.old_logps.to(device)
-        tokens = max(micro.totals.tokens, 1.0)
+        logps, mask, entropy = target_logprobs(self.ctx.policy, data.batch, cfg.sampling.temperature, with_entropy=True)
+        old = logps.detach() if data.old_logps is None else data.old_logps
+        tokens = max(totals["tokens"], 1.0)
         policy_loss, stats = clipped_policy_loss(
-            logps, old, data.advantages.to(device, logps.dtype), mask, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+            logps, old, data.advantages.to(logps.dtype), mask, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
             dual_clip=cfg.dual_clip, aggregation="token_mean", global_tokens=tokens,
         )
-        self.value_model.train()
-        values = token_values(self.value_model, batch)
+        values = token_values(self.value_model, data.batch)
         value_loss, value_stats = clipped_value_loss(
-            values, data.old_values.to(device, values.dtype), data.returns.to(device, values.dtype), mask,
+            values, data.old_values.to(values.dtype), data.returns.to(values.dtype), mask,
             clip_eps=cfg.value_clip, aggregation="token_mean", global_tokens=tokens,
         )
-        loss = policy_loss + cfg.vf_coef * value_loss
         share = float(mask.sum()) / tokens  # this micro-batch's share of the update's tokens
-        metrics = {"loss": loss.item(), "policy_loss": policy_loss.item(), "value_loss": value_loss.item()}
+        metrics = {"policy_loss": policy_loss.item(), "value_loss": value_loss.item()}
         metrics.update({k: float(v) * share for k, v in {**stats, **value_stats}.items()})
-        metrics["entropy"] = float((entropy * mask).sum()) / tokens
-        mismatch = (logps.detach() - data.generator_logps.to(device)).abs()
-        metrics["mismatch/logprob_abs_diff"] = float((mismatch * mask).sum()) / tokens
-        return LossOutput(loss, metrics)
-
-    def after_update(self) -> None:
-        max_norm = self.config.value_max_grad_norm
-        max_norm = self.ctx.trainer.max_grad_norm if max_norm is None else max_norm
-        self.ctx.backend.clip_grad_norm(self.value_model, max_norm)
-        self.value_optimizer.step()
-        self.value_optimizer.zero_grad(set_to_none=True)
-
-    # ---------------------------------------------------------------- state
-
-    def state_dict(self) -> dict[str, Any]:
-        """Full (unsharded, CPU) value weights and optimizer state keyed by parameter name:
-        loadable with any world size and backend. Collective."""
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
-
-        model_state, optim_state = get_state_dict(self.value_model, self.value_optimizer,
-                                                  options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        return {"value_model": model_state, "value_optimizer": optim_state, "steps": self.steps}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
-
-        set_state_dict(self.value_model, self.value_optimizer, model_state_dict=state["value_model"],
-                       optim_state_dict=state["value_optimizer"], options=StateDictOptions(full_state_dict=True))
-        self.steps = int(state["steps"])
-
-    # ---------------------------------------------------------------- evaluation
-
-    def evaluate(self, samples: Sequence[PromptSample]) -> dict[str, float]:
-        return evaluate_prompts(self.ctx.generator, samples, self.ctx.reward, self.ctx.trainer.eval_max_new_tokens,
-                                k=self.config.eval_k, sampling=self.config.sampling.params(self.config.eval_k))
+        metrics.update(self.token_metrics(logps, data.generator_logps, entropy, mask, tokens))
+        return LossOutput(policy_loss + cfg.vf_coef * value_loss, metrics)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from rlkit.data.collate import TokenBatch, collate, tokenize
 from rlkit.types import PreferenceSample
@@ -67,21 +67,15 @@ def pair_statistics(chosen: Tensor, rejected: Tensor) -> dict[str, float]:
     }
 
 
-@torch.no_grad()
-def evaluate_pairs(model: nn.Module, batches: Sequence[PairBatch], score: PairScorer) -> dict[str, float]:
-    """Held-out means over all pairs, with ``model`` in eval mode: ``loss``,
-    ``pref_accuracy`` and ``rewards/{chosen,rejected,margin}``."""
-    was_training = model.training
-    model.eval()
+def evaluate_pairs(batches: Sequence[PairBatch], score: PairScorer) -> dict[str, float]:
+    """Held-out means over all pairs: ``loss``, ``pref_accuracy`` and
+    ``rewards/{chosen,rejected,margin}``."""
     totals: dict[str, float] = {}
-    try:
-        for batch in batches:
-            losses, chosen, rejected = score(batch)
-            stats = {"loss": float(losses.sum()), **pair_statistics(chosen, rejected)}
-            for key, value in stats.items():
-                totals[key] = totals.get(key, 0.0) + value
-    finally:
-        model.train(was_training)
+    for batch in batches:
+        losses, chosen, rejected = score(batch)
+        stats = {"loss": float(losses.sum()), **pair_statistics(chosen, rejected)}
+        for key, value in stats.items():
+            totals[key] = totals.get(key, 0.0) + value
     count = sum(len(b.samples) for b in batches)
     metrics = {key: value / count for key, value in totals.items()}
     metrics["pref_accuracy"] = metrics.pop("rewards/accuracy")

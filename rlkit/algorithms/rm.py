@@ -14,7 +14,6 @@ read at each sequence's last real token, the EOS after the completion. Per pair,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 from torch import Tensor
@@ -33,13 +32,6 @@ from rlkit.models.forward import forward_logits
 from rlkit.types import PreferenceSample, SampleKind
 
 
-@dataclass
-class RMMicroBatch:
-    pairs: PairBatch
-    #: Pairs of the whole update across ranks: the loss denominator.
-    total_pairs: float
-
-
 class RewardModelling(Algorithm):
     Config = RMConfig
     sample_kind = SampleKind.PREFERENCE
@@ -50,20 +42,20 @@ class RewardModelling(Algorithm):
         return pair_batches(self.ctx.tokenizer, samples, size, self.config.max_length)
 
     def prepare(self, samples: Sequence[PreferenceSample]) -> StepPlan:
-        batches = self.batches(samples, self.ctx.trainer.micro_batch_size)
-        total = self.ctx.backend.all_reduce_sum(float(len(samples)))
-        return StepPlan([[RMMicroBatch(b, total) for b in batches]])
+        return StepPlan([self.batches(samples, self.ctx.trainer.micro_batch_size)])
 
-    def loss(self, micro_batch: RMMicroBatch) -> LossOutput:
-        losses, chosen, rejected = self.score(micro_batch.pairs)
-        loss = losses.sum() / micro_batch.total_pairs
+    def counts(self, pairs: PairBatch) -> dict[str, float]:
+        return {"pairs": float(len(pairs.samples))}
+
+    def loss(self, pairs: PairBatch, totals: dict[str, float]) -> LossOutput:
+        losses, chosen, rejected = self.score(pairs)
         stats = pair_statistics(chosen, rejected)
-        metrics = {key: value / micro_batch.total_pairs for key, value in stats.items()}
-        metrics.update(loss=loss.item(), accuracy=metrics.pop("rewards/accuracy"))
-        return LossOutput(loss, metrics)
+        metrics = {key: value / totals["pairs"] for key, value in stats.items()}
+        metrics["accuracy"] = metrics.pop("rewards/accuracy")
+        return LossOutput(losses.sum() / totals["pairs"], metrics)
 
     def evaluate(self, samples: Sequence[PreferenceSample]) -> dict[str, float]:
-        return evaluate_pairs(self.ctx.policy, self.batches(samples, self.ctx.trainer.eval_batch_size), self.score)
+        return evaluate_pairs(self.batches(samples, self.ctx.trainer.eval_batch_size), self.score)
 
     def score(self, pairs: PairBatch) -> tuple[Tensor, Tensor, Tensor]:
         """``(per-pair losses, r_c, r_r)`` of a pair batch, from one forward pass."""

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from statistics import fmean
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -17,7 +18,8 @@ from torch import Tensor
 from rlkit.algorithms.base import TrainContext
 from rlkit.data.collate import TokenBatch, TokenizedSample, collate
 from rlkit.data.templates import encode_prompt
-from rlkit.trainer.evaluation import is_correct
+from rlkit.rewards.base import Reward
+from rlkit.trainer.evaluation import accuracy
 from rlkit.types import Completion, PromptSample, RewardOutput, SamplingParams
 
 
@@ -49,8 +51,8 @@ def sample_rollouts(
     with ctx.backend.generation_model(ctx.policy):
         completions = ctx.generator.generate([s.prompt for s in prompts], params)
     generated = time.perf_counter()
-    if ctx.upcoming_samples is not None:
-        upcoming = ctx.upcoming_samples
+    if ctx.samples is not None:
+        upcoming = ctx.samples.upcoming
         ctx.generator.prefetch(lambda k: [s.prompt for s in upcoming(k)], params)
     samples = [prompts[c.prompt_index] for c in completions]
     scored = ctx.reward(samples, completions)
@@ -59,7 +61,7 @@ def sample_rollouts(
     truncated = torch.tensor([c.truncated for c in completions])
     rewards = rewards + truncation_penalty * truncated.float()
     batch, generator_logps = layout(ctx.tokenizer, samples, completions)
-    metrics = rollout_metrics(samples, completions, scored, rewards)
+    metrics = rollout_metrics(samples, completions, scored, rewards, ctx.judge)
     metrics.update({"time/generate": generated - start, "time/reward": scored_at - generated})
     metrics.update(ctx.generator.metrics())
     return Rollouts(samples, completions, rewards, batch, generator_logps, metrics)
@@ -91,7 +93,8 @@ def layout(tokenizer, samples: Sequence[PromptSample], completions: Sequence[Com
 
 
 def rollout_metrics(
-    samples: Sequence[PromptSample], completions: Sequence[Completion], scored: RewardOutput, rewards: Tensor
+    samples: Sequence[PromptSample], completions: Sequence[Completion], scored: RewardOutput, rewards: Tensor,
+    judge: Optional[Reward] = None,
 ) -> dict[str, float]:
     metrics = {
         "reward/mean": float(rewards.mean()),
@@ -102,7 +105,7 @@ def rollout_metrics(
     }
     for name, values in scored.parts.items():
         metrics[f"reward/{name}"] = fmean(values)
-    answered = [(s, c) for s, c in zip(samples, completions) if s.answer is not None]
-    if answered:
-        metrics["accuracy"] = fmean(is_correct(c.text, s.answer) for s, c in answered)
+    judged = accuracy(judge, samples, completions)
+    if judged is not None:
+        metrics["accuracy"] = judged
     return metrics

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
-
-import torch
 
 from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
 from rlkit.algorithms.config import SFTConfig
@@ -14,13 +11,6 @@ from rlkit.data.collate import TokenBatch, TokenizedSample, collate, pack, token
 from rlkit.models.forward import target_logprobs
 from rlkit.trainer.evaluation import greedy_accuracy
 from rlkit.types import SampleKind, SFTSample
-
-
-@dataclass
-class SFTMicroBatch:
-    batch: TokenBatch
-    #: Completion tokens in the whole update across ranks: the loss denominator.
-    total_targets: float
 
 
 class SFT(Algorithm):
@@ -50,34 +40,27 @@ class SFT(Algorithm):
         return [collate(chunk, pad) for chunk in chunks]
 
     def prepare(self, samples: Sequence[SFTSample]) -> StepPlan:
-        batches = self.batches(samples, self.ctx.trainer.micro_batch_size)
-        total = self.ctx.backend.all_reduce_sum(float(sum(b.num_targets for b in batches)))
-        return StepPlan([[SFTMicroBatch(b, total) for b in batches]])
+        return StepPlan([self.batches(samples, self.ctx.trainer.micro_batch_size)])
 
-    def loss(self, micro_batch: SFTMicroBatch) -> LossOutput:
-        batch = micro_batch.batch.to(self.ctx.backend.device)
+    def counts(self, batch: TokenBatch) -> dict[str, float]:
+        return {"tokens": float(batch.num_targets)}
+
+    def loss(self, batch: TokenBatch, totals: dict[str, float]) -> LossOutput:
         logps, mask, _ = target_logprobs(self.ctx.policy, batch)
-        loss = sft_loss(logps, mask, micro_batch.total_targets)
-        return LossOutput(loss, {"loss": loss.item(), "tokens": float(mask.sum())})
+        return LossOutput(sft_loss(logps, mask, totals["tokens"]), {"tokens": float(mask.sum())})
 
-    @torch.no_grad()
     def evaluate(self, samples: Sequence[SFTSample]) -> dict[str, float]:
-        policy = self.ctx.policy
-        was_training = policy.training
-        policy.eval()
         nll, count = 0.0, 0
         for batch in self.batches(samples, self.ctx.trainer.eval_batch_size):
-            logps, mask, _ = target_logprobs(policy, batch.to(self.ctx.backend.device))
+            logps, mask, _ = target_logprobs(self.ctx.policy, batch.to(self.ctx.backend.device))
             nll -= float(logps[mask].sum())
             count += int(mask.sum())
-        policy.train(was_training)
         metrics = {"loss": nll / max(count, 1)}
-        answered = [s for s in samples if s.answer is not None]
-        if answered:
+        if self.ctx.judge is not None and any(s.answer is not None for s in samples):
             # Full weights for decoding (a no-op on one process; gathers shards under fsdp2).
-            with self.ctx.backend.generation_model(policy):
-                metrics["accuracy"] = greedy_accuracy(
-                    self.ctx.generator, [s.prompt for s in answered], [s.answer for s in answered],
-                    self.ctx.trainer.eval_max_new_tokens,
-                )
+            with self.ctx.backend.generation_model(self.ctx.policy):
+                accuracy = greedy_accuracy(self.ctx.generator, samples, self.ctx.judge,
+                                           self.ctx.trainer.eval_max_new_tokens)
+            if accuracy is not None:
+                metrics["accuracy"] = accuracy
         return metrics

@@ -25,17 +25,14 @@ from rlkit.outputs import RunOutputs
 _log = logging.getLogger(__name__)
 
 
-def check_async(config: ClusterConfig, algo_name: str, algo_config: Any) -> None:
+def check_async(config: ClusterConfig, algo_name: str, algo_cls: type, algo_config: Any) -> None:
     """Asynchronous rollouts are off-policy: the algorithm must correct for that."""
     if not config.async_rollouts:
         return
-    correction = getattr(algo_config, "off_policy", None)
-    if correction is None:
-        raise ValueError(f"cluster.async_rollouts=true: algo={algo_name} has no off-policy correction "
-                         "(algo.off_policy); use an algorithm that has one, e.g. algo=grpo")
-    if correction == "none":
-        raise ValueError("cluster.async_rollouts=true samples with weights up to cluster.max_staleness steps old: "
-                         "set algo.off_policy=ratio or algo.off_policy=tis")
+    problem = algo_cls.stale_rollouts_problem(algo_config)
+    if problem is not None:
+        raise ValueError(f"cluster.async_rollouts=true samples with weights up to cluster.max_staleness steps old, "
+                         f"which algo={algo_name} cannot correct for: {problem}")
 
 
 def train_on_cluster(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
@@ -49,7 +46,7 @@ def train_on_cluster(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     parts = resolve_components(run)
     ranks = max(1, getattr(parts["backend"].config, "nproc_per_node", 1))
     cluster.validate(ranks)
-    check_async(cluster, cfg.algo.name, parts["algo"].config)
+    check_async(cluster, cfg.algo.name, parts["algo"].cls, parts["algo"].config)
     generator_node = OmegaConf.to_container(cfg.generator, resolve=True) if cfg.get("generator") else {"name": "hf"}
     if generator_node.get("name") == "ray":
         raise ValueError("generator=ray is what cluster runs use for their trainer ranks; choose the generator "

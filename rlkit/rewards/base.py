@@ -58,6 +58,17 @@ class Reward(ABC):
     ) -> RewardOutput:
         """Score ``completions[i]``, a completion of ``samples[i]``."""
 
+    def is_correct(self, sample: PromptSample, completion: Completion) -> Optional[bool]:
+        """Whether ``completion`` answers ``sample`` correctly, or None when this reward
+        cannot tell (it scores style, or the sample has no reference answer). Held-out
+        ``accuracy`` and ``pass@k`` and the training ``accuracy`` count these verdicts."""
+        return None
+
+    @property
+    def judges_correctness(self) -> bool:
+        """Whether this reward gives verdicts (overrides :meth:`is_correct`)."""
+        return type(self).is_correct is not Reward.is_correct
+
 
 class RewardError(RuntimeError):
     """A reward raised on one sample; the original exception is ``__cause__``."""

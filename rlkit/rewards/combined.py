@@ -69,6 +69,18 @@ class CombinedReward(Reward):
             failures += out.failures
         return RewardOutput(scores=scores, parts=parts, failures=failures)
 
+    def is_correct(self, sample: PromptSample, completion: Completion) -> bool | None:
+        """The first verdict of a child that gives one."""
+        for _, _, child in self.children:
+            verdict = child.is_correct(sample, completion)
+            if verdict is not None:
+                return verdict
+        return None
+
+    @property
+    def judges_correctness(self) -> bool:
+        return any(child.judges_correctness for _, _, child in self.children)
+
 
 def _parse_entry(index: int, entry: Any) -> tuple[str, float, dict[str, Any]]:
     """The label, weight and child config node of ``config.rewards[index]``."""

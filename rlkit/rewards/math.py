@@ -246,14 +246,19 @@ class MathVerifier(PerSampleReward):
 
     config: Config
 
-    def score(self, sample: PromptSample, completion: Completion) -> float:
+    def is_correct(self, sample: PromptSample, completion: Completion) -> bool | None:
         if sample.answer is None:
-            raise ValueError("sample has no reference answer")
+            return None
         predicted = extract_answer(completion.text)
         c = self.config
-        correct = predicted is not None and answers_match(
+        return predicted is not None and answers_match(
             predicted, sample.answer, c.rel_tol, c.abs_tol, c.symbolic, c.symbolic_timeout_s
         )
+
+    def score(self, sample: PromptSample, completion: Completion) -> float:
+        correct = self.is_correct(sample, completion)
+        if correct is None:
+            raise ValueError("sample has no reference answer")
         return self.config.correct_score if correct else self.config.wrong_score
 
 

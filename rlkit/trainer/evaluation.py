@@ -1,31 +1,39 @@
-"""Held-out evaluation shared by all algorithms: answer accuracy by decoding, and pass@k."""
+"""Held-out evaluation shared by all algorithms: accuracy of greedy completions, pass@k, maj@k.
+
+Correctness is the judge's verdict (``Reward.is_correct``: the configured reward, or the
+math verifier by default), counted over samples with a reference answer. maj@k's vote
+groups completions by their final answer as the math verifier reads it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from math import comb
 from statistics import fmean
-from typing import Sequence
+from typing import Optional, Sequence
 
 from rlkit.generators.base import Generator
 from rlkit.rewards.base import Reward
-from rlkit.rewards.math import answer_key, answers_match, extract_answer, majority_answer
-from rlkit.types import Completion, Prompt, PromptSample, SamplingParams
+from rlkit.rewards.math import answer_key, extract_answer, majority_answer
+from rlkit.types import Completion, PromptSample, SamplingParams
 
 
-def is_correct(text: str, answer: str) -> bool:
-    predicted = extract_answer(text)
-    return predicted is not None and answers_match(predicted, answer)
+def accuracy(judge: Optional[Reward], samples: Sequence[PromptSample], completions: Sequence[Completion]) -> Optional[float]:
+    """Fraction of ``completions[i]`` judged correct for ``samples[i]``, over the pairs the
+    judge gives a verdict on; None when it gives none."""
+    if judge is None:
+        return None
+    verdicts = [v for v in (judge.is_correct(s, c) for s, c in zip(samples, completions)) if v is not None]
+    return fmean(verdicts) if verdicts else None
 
 
-def greedy_accuracy(
-    generator: Generator, prompts: Sequence[Prompt], answers: Sequence[str], max_new_tokens: int
-) -> float:
-    """Fraction of prompts whose greedy completion states the reference answer."""
-    if not prompts:
-        return float("nan")
-    completions = generator.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens))
-    return sum(is_correct(c.text, a) for c, a in zip(completions, answers)) / len(prompts)
+def greedy_accuracy(generator: Generator, samples: Sequence[PromptSample], judge: Reward, max_new_tokens: int) -> Optional[float]:
+    """Accuracy of greedy completions of the samples that have a reference answer."""
+    answered = [s for s in samples if s.answer is not None]
+    if not answered:
+        return None
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
+    return accuracy(judge, answered, generator.generate([s.prompt for s in answered], greedy))
 
 
 def pass_at_k(num_samples: int, num_correct: int, k: int) -> float:
@@ -50,28 +58,30 @@ def majority_vote(completions: Sequence[Completion]) -> Completion | None:
 def evaluate_prompts(
     generator: Generator,
     samples: Sequence[PromptSample],
-    reward: Reward | None,
+    reward: Optional[Reward],
+    judge: Optional[Reward],
     max_new_tokens: int,
     k: int = 1,
     sampling: SamplingParams | None = None,
 ) -> dict[str, float]:
-    """Greedy ``accuracy`` (and ``reward`` when a reward is given) on held-out prompts; with
-    ``k > 1``, also ``pass@k`` and ``maj@k`` (the majority answer's correctness) from ``k``
-    samples per prompt drawn with ``sampling``."""
+    """Greedy ``accuracy`` (judged) and ``reward`` (when a reward is given) on held-out
+    prompts; with ``k > 1``, also ``pass@k`` and ``maj@k`` (the majority answer's
+    correctness) from ``k`` samples per prompt drawn with ``sampling``."""
     prompts = [s.prompt for s in samples]
     greedy = generator.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens))
     metrics: dict[str, float] = {}
     answered = [(s, c) for s, c in zip(samples, greedy) if s.answer is not None]
-    if answered:
-        metrics["accuracy"] = fmean(is_correct(c.text, s.answer) for s, c in answered)
+    judged = accuracy(judge, *zip(*answered)) if answered else None
+    if judged is not None:
+        metrics["accuracy"] = judged
     if reward is not None:
         metrics["reward"] = fmean(reward(list(samples), greedy).scores)
-    if k > 1 and answered:
+    if k > 1 and judged is not None:
         params = replace(sampling or SamplingParams(), n=k, max_new_tokens=max_new_tokens)
         sampled = generator.generate(prompts, params)
         correct = [0] * len(samples)
         for c in sampled:
-            correct[c.prompt_index] += is_correct(c.text, samples[c.prompt_index].answer or "")
+            correct[c.prompt_index] += bool(judge.is_correct(samples[c.prompt_index], c))
         scored = [correct[i] for i, s in enumerate(samples) if s.answer is not None]
         metrics["pass@1"] = fmean(pass_at_k(k, c, 1) for c in scored)
         metrics[f"pass@{k}"] = fmean(pass_at_k(k, c, k) for c in scored)
@@ -79,5 +89,5 @@ def evaluate_prompts(
         for c in sampled:
             by_prompt[c.prompt_index].append(c)
         voted = [(s, majority_vote(by_prompt[i])) for i, s in enumerate(samples) if s.answer is not None]
-        metrics[f"maj@{k}"] = fmean(v is not None and is_correct(v.text, s.answer) for s, v in voted)
+        metrics[f"maj@{k}"] = fmean(v is not None and bool(judge.is_correct(s, v)) for s, v in voted)
     return metrics

@@ -1,10 +1,11 @@
 """The training loop, shared by every algorithm and backend.
 
     for each step:
-        samples  -> algorithm.prepare -> updates of micro-batches
-        for each update: loss + backward per micro-batch, clip, optimizer step
+        samples (ctx.samples) -> algorithm.prepare -> updates of micro-batches
+        for each update: the Updater (rlkit.trainer.update) runs loss + backward per
+            micro-batch with global denominators, clips, steps the optimizer
         send the new weights to a generator that keeps its own copy (Ray actors)
-        log; evaluate every eval_every; checkpoint every save_every
+        log (loss included); evaluate every eval_every; checkpoint every save_every
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import shutil
 import time
 from collections import defaultdict
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,7 +21,7 @@ import torch
 from rlkit.algorithms.base import Algorithm
 from rlkit.backends.base import Backend
 from rlkit.config import TrainerConfig
-from rlkit.data.sampler import EpochSampler
+from rlkit.data.sampler import SampleSource
 from rlkit.loggers.base import Logger, finish
 from rlkit.loggers.plot import plot_metrics
 from rlkit.resources import ResourceMonitor
@@ -37,8 +37,8 @@ from rlkit.trainer.checkpoint import (
     save_failed,
 )
 from rlkit.trainer.nonfinite import ON_NONFINITE, NonFiniteError, first_nonfinite
-from rlkit.trainer.optim import build_optimizer, build_scheduler
 from rlkit.trainer.samples import sample_rows
+from rlkit.trainer.update import Updater
 from rlkit.types import Sample
 
 
@@ -49,7 +49,7 @@ class Trainer:
         *,
         algorithm: Algorithm,
         backend: Backend,
-        train_samples: Sequence[Sample],
+        samples: SampleSource,
         eval_samples: Sequence[Sample],
         loggers: Sequence[Logger],
         outputs: RunOutputs,
@@ -62,20 +62,16 @@ class Trainer:
         self.backend = backend
         self.resources = ResourceMonitor(backend.device)
         self.policy = algorithm.ctx.policy
-        self.train_samples = train_samples
+        self.samples = samples
         self.eval_samples = eval_samples[: config.eval_samples] if config.eval_samples else eval_samples
         self.loggers = loggers
         self.outputs = outputs
         self.save_model = save_model
-        self.optimizer = build_optimizer(self.policy, config)
-        self.scheduler = build_scheduler(self.optimizer, config)
-        self.sampler = EpochSampler(len(train_samples), config.batch_size, config.seed)
+        self.updater = Updater(algorithm, backend, config)
         self.checkpoints = CheckpointManager(outputs.checkpoints, config.keep_checkpoints)
         self.step = 0
         #: Held-out metrics before any training (empty for a resumed run).
         self.initial_eval: dict[str, float] = {}
-        algorithm.ctx.draw_samples = self.draw_samples
-        algorithm.ctx.upcoming_samples = self.upcoming_samples
 
     # ------------------------------------------------------------------ state
 
@@ -83,8 +79,8 @@ class Trainer:
         """Rank 0's step, schedule, data position and RNG (model and optimizer: ``dcp/``)."""
         return {
             "step": self.step,
-            "scheduler": self.scheduler.state_dict(),
-            "sampler": self.sampler.state_dict(),
+            "scheduler": self.updater.scheduler.state_dict(),
+            "sampler": self.samples.state_dict(),
             "algorithm": self.algorithm.state_dict(),
             "rng": rng_state(),
         }
@@ -95,11 +91,11 @@ class Trainer:
         state = CheckpointManager.load_trainer_state(checkpoint)
         self.step = int(state["step"])
         if (checkpoint / SHARDED_DIR).is_dir():
-            self.backend.load_sharded(checkpoint / SHARDED_DIR, self.policy, self.optimizer)
+            self.updater.load_sharded(checkpoint / SHARDED_DIR)
         else:  # written before sharded checkpoints: weights were loaded from the HF files
-            self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.sampler.load_state_dict(state["sampler"])
+            self.updater.optimizer.load_state_dict(state["optimizer"])
+        self.updater.scheduler.load_state_dict(state["scheduler"])
+        self.samples.load_state_dict(state["sampler"])
         self.algorithm.load_state_dict(state["algorithm"])
         restore_rng(state["rng"])
 
@@ -117,7 +113,7 @@ class Trainer:
         staging = Path(backend.broadcast_object(str(begin_staging(target)) if backend.is_main else None))
         try:
             if trainer_state is not None:
-                backend.save_sharded(staging / SHARDED_DIR, self.policy, self.optimizer)
+                self.updater.save_sharded(staging / SHARDED_DIR)
                 if backend.is_main:
                     torch.save(trainer_state, staging / TRAINER_STATE)
             self.save_model(staging)
@@ -172,15 +168,6 @@ class Trainer:
         if self.backend.is_main:
             self.outputs.write_status(status, self.step, error, metrics)
 
-    def draw_samples(self) -> list[Sample]:
-        return [self.train_samples[i] for i in self.shard(self.sampler.next_batch())]
-
-    def upcoming_samples(self, ahead: int) -> list[Sample]:
-        """This rank's samples ``ahead`` steps after the current one (none past the last step)."""
-        if self.step + ahead >= self.config.max_steps:
-            return []
-        return [self.train_samples[i] for i in self.shard(self.sampler.peek(ahead))]
-
     def sync_generator(self) -> float | None:
         """Send the policy's weights to a generator that keeps its own copy (all ranks
         call it; the full state dict is gathered on the main rank). Seconds taken, or None
@@ -196,36 +183,16 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         start = time.perf_counter()
-        samples = self.draw_samples()
+        samples = self.samples.next_step()
+        self.updater.train(False)
         plan = self.algorithm.prepare(samples)
         prepared = time.perf_counter()
-        self.policy.train()
-        totals: dict[str, float] = defaultdict(float)
-        skipped = 0
-        for update in plan.updates:
-            self.optimizer.zero_grad(set_to_none=True)
-            update_loss = 0.0
-            for i, micro_batch in enumerate(update):
-                # Gradients of all but the last micro-batch may stay local (DDP's no_sync).
-                with self.backend.no_sync(self.policy) if i + 1 < len(update) else nullcontext():
-                    out = self.algorithm.loss(micro_batch)
-                    self.backend.backward(out.loss)
-                update_loss += float(out.loss.detach())
-                for key, value in out.metrics.items():
-                    totals[key] += value
-            grad_norm = self.backend.clip_grad_norm(self.policy, self.config.max_grad_norm)
-            totals["grad_norm"] += grad_norm
-            if self.nonfinite_update({"loss": update_loss, "grad_norm": grad_norm}):
-                skipped += 1
-                continue
-            self.optimizer.step()
-            self.algorithm.after_update()
-        lr = self.scheduler.get_last_lr()[0]
-        self.scheduler.step()
+        lr = self.updater.lr
+        additive, skipped = self.updater.run(plan.updates, self.nonfinite_update)
         trained = time.perf_counter()
         sync = self.sync_generator()
         end = time.perf_counter()
-        metrics = self.gather_metrics({key: value / len(plan.updates) for key, value in totals.items()}, plan.metrics)
+        metrics = self.gather_metrics(additive, plan.metrics)
         metrics.update({"lr": lr, "time/step": end - start, "time/prepare": prepared - start, "time/train": trained - prepared})
         if self.config.on_nonfinite == "skip":
             metrics["nonfinite/skipped"] = float(skipped)
@@ -241,7 +208,7 @@ class Trainer:
         if not self.backend.all_reduce(1.0 if bad else 0.0, "max"):
             return False
         if self.config.on_nonfinite == "skip":
-            self.optimizer.zero_grad(set_to_none=True)
+            self.updater.optimizer.zero_grad(set_to_none=True)
             return True
         metric, value = bad or ("loss or gradient norm on another rank", float("nan"))
         raise NonFiniteError(self.step + 1, metric, value)
@@ -249,10 +216,10 @@ class Trainer:
     def gather_metrics(self, additive: dict[str, float], prepared: dict[str, float]) -> dict[str, float]:
         """Step metrics of the whole batch: loss contributions (global denominators) summed
         over data-parallel ranks, preparation metrics (rewards, timings) averaged; the
-        gradient norm is already global."""
+        gradient norms are already global."""
         if self.backend.dp_size == 1:
             return {**additive, **prepared}
-        grad_norm = additive.pop("grad_norm", None)
+        norms = {key: additive.pop(key) for key in list(additive) if key.startswith("grad_norm")}
         ranks = self.backend.all_gather_object((additive, prepared))
         metrics: dict[str, float] = defaultdict(float)
         counts: dict[str, int] = defaultdict(int)
@@ -264,24 +231,15 @@ class Trainer:
                 counts[key] += 1
         for key, count in counts.items():
             metrics[key] /= count
-        if grad_norm is not None:
-            metrics["grad_norm"] = grad_norm
-        return dict(metrics)
-
-    def shard(self, indices: list[int]) -> list[int]:
-        """This rank's share of a step's samples (contiguous, equal sizes): one share per
-        data-parallel rank (ranks of a tensor-parallel group get the same share)."""
-        world, rank = self.backend.dp_size, self.backend.dp_rank
-        if len(indices) % world:
-            raise ValueError(f"trainer.batch_size={len(indices)} is not divisible by the data-parallel size {world}")
-        share = len(indices) // world
-        return indices[rank * share : (rank + 1) * share]
+        return {**metrics, **norms}
 
     def evaluate(self) -> dict[str, float]:
         if not self.eval_samples:
             return {}
         start = time.perf_counter()
-        metrics = {f"eval/{k}": v for k, v in self.algorithm.evaluate(self.eval_samples).items()}
+        self.updater.train(False)
+        with torch.no_grad():
+            metrics = {f"eval/{k}": v for k, v in self.algorithm.evaluate(self.eval_samples).items()}
         metrics["time/eval"] = time.perf_counter() - start
         self.log(metrics)
         self.log_samples()
@@ -295,7 +253,8 @@ class Trainer:
         if not count or ctx.generator is None or self.algorithm.model_kind != "causal_lm":
             return
         with self.backend.generation_model(self.policy):
-            rows = sample_rows(ctx.generator, self.eval_samples[:count], ctx.reward, self.config.eval_max_new_tokens)
+            rows = sample_rows(ctx.generator, self.eval_samples[:count], ctx.reward, ctx.judge,
+                               self.config.eval_max_new_tokens)
         if self.backend.is_main:
             for logger in self.loggers:
                 logger.log_samples(rows, self.step)

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 import torch
-from torch import nn
 
+from rlkit.algorithms.base import TrainableModule
 from rlkit.config import TrainerConfig
 
 SCHEDULES = ("cosine", "linear", "constant")
 
 
-def build_optimizer(model: nn.Module, config: TrainerConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def build_optimizer(modules: Mapping[str, TrainableModule], config: TrainerConfig) -> torch.optim.Optimizer:
+    """One AdamW over the trainable parameters of ``modules``: a parameter group per module,
+    with the module's learning rate (default ``trainer.lr``)."""
+    groups = [{"params": [p for p in t.module.parameters() if p.requires_grad],
+               "lr": config.lr if t.lr is None else t.lr} for t in modules.values()]
     # The fused kernel is ~3x faster than the per-parameter loop on CPU and GPU alike.
     return torch.optim.AdamW(
-        params, lr=config.lr, betas=tuple(config.adam_betas), eps=config.adam_eps,
+        groups, lr=config.lr, betas=tuple(config.adam_betas), eps=config.adam_eps,
         weight_decay=config.weight_decay, fused=True,
     )
 

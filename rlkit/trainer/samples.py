@@ -11,12 +11,11 @@ from typing import Any, Sequence
 
 from rlkit.generators.base import Generator
 from rlkit.rewards.base import Reward
-from rlkit.trainer.evaluation import is_correct
 from rlkit.types import Message, Prompt, PromptSample, Sample, SamplingParams
 
 
 def sample_rows(
-    generator: Generator, samples: Sequence[Sample], reward: Reward | None, max_new_tokens: int
+    generator: Generator, samples: Sequence[Sample], reward: Reward | None, judge: Reward | None, max_new_tokens: int
 ) -> list[dict[str, Any]]:
     """Greedy completions of ``samples``' prompts as rows of a table (see the module doc)."""
     prompts = [PromptSample(prompt=s.prompt, answer=getattr(s, "answer", None)) for s in samples]
@@ -27,7 +26,7 @@ def sample_rows(
             "prompt": prompt_text(p.prompt),
             "completion": c.text,
             "answer": p.answer,
-            "correct": None if p.answer is None else is_correct(c.text, p.answer),
+            "correct": None if p.answer is None or judge is None else judge.is_correct(p, c),
             "truncated": c.truncated,
         }
         for p, c in zip(prompts, completions)

@@ -19,6 +19,7 @@ from rlkit.loggers.jsonl import read_metrics
 from rlkit.models.forward import target_logprobs
 from rlkit.models.loading import load_causal_lm
 from rlkit.launch import train
+from rlkit.trainer.update import update_totals
 from rlkit.types import SampleKind
 
 
@@ -49,10 +50,12 @@ def run_update(algorithm, samples):
     policy = algorithm.ctx.policy
     policy.zero_grad()
     metrics: dict[str, float] = {}
-    for micro in algorithm.prepare(samples).updates[0]:
-        out = algorithm.loss(micro)
+    update = algorithm.prepare(samples).updates[0]
+    totals = update_totals(algorithm, update, algorithm.ctx.backend)
+    for micro in update:
+        out = algorithm.loss(micro, totals)
         out.loss.backward()
-        for key, value in out.metrics.items():
+        for key, value in {"loss": out.loss.item(), **out.metrics}.items():
             metrics[key] = metrics.get(key, 0.0) + value
     return metrics, {n: p.grad.clone() for n, p in policy.named_parameters() if p.grad is not None}
 
@@ -86,9 +89,10 @@ def test_precomputed_reference_equals_on_the_fly(tiny, tiny_model_dir, pairs):
     cached_micro = cached.prepare(pairs).updates[0]
     fresh_micro = fresh.prepare(pairs).updates[0]
     assert all(m.ref_logps is None for m in fresh_micro)
+    totals = update_totals(cached, cached_micro, cached.ctx.backend)
     for a, b in zip(cached_micro, fresh_micro):
         assert torch.equal(a.ref_logps, fresh.reference_logps(b.pairs.tokens))
-        assert cached.loss(a).metrics == fresh.loss(b).metrics
+        assert cached.loss(a, totals).metrics == fresh.loss(b, totals).metrics
 
     # Train the policy further: the reference stays the initial policy, and the cache (now
     # read in other batches) still holds its log-probs.

@@ -15,6 +15,7 @@ from rlkit.config import ModelConfig, TrainerConfig
 from rlkit.data.arithmetic import ArithmeticTask
 from rlkit.generators.hf import HFGenerator
 from rlkit.rewards.math import MathVerifier
+from rlkit.trainer.update import update_totals
 from rlkit.types import SampleKind
 
 
@@ -37,11 +38,12 @@ def make_grpo(model, tokenizer, micro_batch_size=64, **options):
 def grads(algorithm, plan):
     model = algorithm.ctx.policy
     model.zero_grad()
+    totals = update_totals(algorithm, plan.updates[0], algorithm.ctx.backend)
     metrics = {}
     for micro in plan.updates[0]:
-        out = algorithm.loss(micro)
+        out = algorithm.loss(micro, totals)
         out.loss.backward()
-        for k, v in out.metrics.items():
+        for k, v in {"loss": out.loss.item(), **out.metrics}.items():
             metrics[k] = metrics.get(k, 0.0) + v
     return metrics, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 

@@ -18,6 +18,7 @@ from rlkit.config import ModelConfig, TrainerConfig
 from rlkit.data.arithmetic import ArithmeticTask
 from rlkit.generators.hf import HFGenerator
 from rlkit.rewards.math import MathVerifier
+from rlkit.trainer.update import Updater, update_totals
 from rlkit.types import SampleKind
 
 
@@ -70,11 +71,12 @@ def test_completion_tokens_end_where_the_reward_is(tiny, tiny_model_dir, prompts
 def grads(algorithm, micro_batches):
     for model in (algorithm.ctx.policy, algorithm.value_model):
         model.zero_grad()
+    totals = update_totals(algorithm, micro_batches, algorithm.ctx.backend)
     metrics = {}
     for micro in micro_batches:
-        out = algorithm.loss(micro)
+        out = algorithm.loss(micro, totals)
         out.loss.backward()
-        for k, v in out.metrics.items():
+        for k, v in {"loss": out.loss.item(), **out.metrics}.items():
             metrics[k] = metrics.get(k, 0.0) + v
     named = [*algorithm.ctx.policy.named_parameters(), *(("value." + n, p) for n, p in algorithm.value_model.named_parameters())]
     return metrics, {n: p.grad.clone() for n, p in named if p.grad is not None}
@@ -105,46 +107,45 @@ def test_update_does_not_depend_on_micro_batch_split(tiny, tiny_model_dir, promp
         torch.testing.assert_close(g_split[name], g, rtol=1e-8, atol=1e-12, msg=name)
 
 
-def test_plan_and_value_step(tiny, tiny_model_dir, prompts):
-    algorithm = make_ppo(copy.deepcopy(tiny[0]), tiny[1], tiny_model_dir, epochs=2, minibatches=2)
+def test_the_trainer_updates_the_value_model_with_its_own_learning_rate(tiny, tiny_model_dir, prompts):
+    algorithm = make_ppo(copy.deepcopy(tiny[0]), tiny[1], tiny_model_dir, epochs=2, minibatches=2, value_lr=1e-2)
     assert algorithm.reference is None
     torch.manual_seed(0)
     plan = algorithm.prepare(prompts)
     assert len(plan.updates) == 4 and len(plan.updates[0][0].data) == 8
     assert {"reward/mean", "returns/mean", "values/explained_variance"} <= set(plan.metrics)
+    updater = Updater(algorithm, algorithm.ctx.backend, algorithm.ctx.trainer)
+    assert [group["lr"] for group in updater.optimizer.param_groups] == [1e-3, 1e-2]
     before = {n: p.detach().clone() for n, p in algorithm.value_model.named_parameters()}
-    out = algorithm.loss(plan.updates[0][0])
-    out.loss.backward()
-    assert out.metrics["mismatch/logprob_abs_diff"] < 1e-4
-    algorithm.after_update()
+    metrics, _ = updater.run(plan.updates[:1])
+    assert metrics["mismatch/logprob_abs_diff"] < 1e-4
+    assert metrics["grad_norm"] > 0 and metrics["grad_norm/value"] > 0
     changed = [n for n, p in algorithm.value_model.named_parameters() if not torch.equal(p, before[n])]
     assert any("score" in n for n in changed)
-    assert all(p.grad is None for p in algorithm.value_model.parameters())
 
 
-def test_state_dict_round_trip(tiny, tiny_model_dir, prompts, tmp_path):
+def test_value_model_and_optimizer_resume_from_the_sharded_checkpoint(tiny, tiny_model_dir, prompts, tmp_path):
     trained = make_ppo(copy.deepcopy(tiny[0]), tiny[1], tiny_model_dir)
+    updater = Updater(trained, trained.ctx.backend, trained.ctx.trainer)
     torch.manual_seed(0)
-    plan = trained.prepare(prompts)
-    trained.loss(plan.updates[0][0]).loss.backward()
-    trained.after_update()
-    # Through a file, as the trainer saves it (and loads it with weights_only=True).
-    torch.save(trained.state_dict(), tmp_path / "state.pt")
-    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    updater.run(trained.prepare(prompts).updates)
+    updater.save_sharded(tmp_path / "dcp")
     fresh = make_ppo(copy.deepcopy(tiny[0]), tiny[1], tiny_model_dir)
+    resumed = Updater(fresh, fresh.ctx.backend, fresh.ctx.trainer)
     assert not torch.equal(fresh.value_model.score.weight, trained.value_model.score.weight)
-    fresh.load_state_dict(state)
-    assert fresh.steps == 1
-    for (name, p), q in zip(trained.value_model.named_parameters(), fresh.value_model.parameters()):
+    resumed.load_sharded(tmp_path / "dcp")
+    for (name, p), q in zip(updater.checkpointed.named_parameters(), resumed.checkpointed.parameters()):
         torch.testing.assert_close(q, p, rtol=0, atol=0, msg=name)
-    a, b = trained.value_optimizer.state_dict(), fresh.value_optimizer.state_dict()
+    a, b = updater.optimizer.state_dict(), resumed.optimizer.state_dict()
+    assert len(a["state"]) == len(b["state"]) == len(list(updater.checkpointed.parameters()))
     for key, slot in a["state"].items():
         for name, value in slot.items():
             torch.testing.assert_close(b["state"][key][name], value, rtol=0, atol=0)
     # Both continue identically.
-    for algorithm in (trained, fresh):
-        algorithm.value_model.score.weight.grad = torch.ones_like(algorithm.value_model.score.weight)
-        algorithm.after_update()
+    for run in (updater, resumed):
+        for p in run.checkpointed.parameters():
+            p.grad = torch.ones_like(p)
+        run.optimizer.step()
     torch.testing.assert_close(fresh.value_model.score.weight, trained.value_model.score.weight, rtol=0, atol=0)
 
 

@@ -21,6 +21,7 @@ from rlkit.models.loading import export_pretrained, load_model
 from rlkit.rewards.reward_model import RewardModelReward
 from rlkit.build import resolve_components
 from rlkit.launch import train
+from rlkit.trainer.update import update_totals
 from rlkit.types import Completion, Message, PreferenceSample, PromptSample, SampleKind
 
 
@@ -77,7 +78,7 @@ def test_score_is_read_at_the_last_real_token(reward_model, tiny):
 def test_loss_is_bradley_terry_with_row_margins_and_centring(reward_model, tiny):
     rm = make_rm(reward_model, tiny[1], center_coef=0.01)
     [[micro]] = rm.prepare(PAIRS).updates
-    out = rm.loss(micro)
+    out = rm.loss(micro, rm.counts(micro))
     r_c = torch.tensor([alone(reward_model, tiny[1], s.prompt, s.chosen) for s in PAIRS])
     r_r = torch.tensor([alone(reward_model, tiny[1], s.prompt, s.rejected) for s in PAIRS])
     margin = torch.tensor([1.0, 0.0, 0.5, 0.0])
@@ -93,7 +94,9 @@ def test_update_does_not_depend_on_micro_batch_split(reward_model, tiny):
     def update(micro_batch_size):
         rm = make_rm(model, tiny[1], micro_batch_size, center_coef=0.1)
         model.zero_grad()
-        total = sum(rm.loss(m).loss for m in rm.prepare(PAIRS).updates[0])
+        update = rm.prepare(PAIRS).updates[0]
+        totals = update_totals(rm, update, rm.ctx.backend)
+        total = sum(rm.loss(m, totals).loss for m in update)
         total.backward()
         return total.item(), {n: p.grad.clone() for n, p in model.named_parameters()}
 

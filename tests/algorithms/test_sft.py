@@ -12,6 +12,7 @@ from rlkit.algorithms.sft import SFT
 from rlkit.backends.single import SingleBackend
 from rlkit.config import ModelConfig, TrainerConfig
 from rlkit.data.arithmetic import ArithmeticTask
+from rlkit.trainer.update import update_totals
 from rlkit.types import SampleKind
 
 
@@ -31,10 +32,12 @@ def gradients(algorithm, samples):
     model = algorithm.ctx.policy
     model.zero_grad()
     total = 0.0
-    for micro in algorithm.prepare(samples).updates[0]:
-        out = algorithm.loss(micro)
+    update = algorithm.prepare(samples).updates[0]
+    totals = update_totals(algorithm, update, algorithm.ctx.backend)
+    for micro in update:
+        out = algorithm.loss(micro, totals)
         out.loss.backward()
-        total += out.metrics["loss"]
+        total += out.loss.item()
     return total, {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
@@ -53,16 +56,18 @@ def test_packed_and_padded_batches_give_the_same_loss(tiny, samples):
     packed = make_sft(model, tokenizer, 8, packing=True)
     [[padded_micro]] = padded.prepare(samples).updates
     [[packed_micro]] = packed.prepare(samples).updates
-    assert packed_micro.batch.input_ids.shape[0] < padded_micro.batch.input_ids.shape[0]
-    assert packed_micro.total_targets == padded_micro.total_targets
-    torch.testing.assert_close(packed.loss(packed_micro).loss, padded.loss(padded_micro).loss, rtol=1e-9, atol=1e-12)
+    assert packed_micro.input_ids.shape[0] < padded_micro.input_ids.shape[0]
+    totals = packed.counts(packed_micro)
+    assert totals == padded.counts(padded_micro)
+    torch.testing.assert_close(packed.loss(packed_micro, totals).loss, padded.loss(padded_micro, totals).loss,
+                               rtol=1e-9, atol=1e-12)
 
 
 def test_loss_covers_completion_tokens_only(tiny, samples):
     algorithm = make_sft(tiny[0], tiny[1], 8)
     [[micro]] = algorithm.prepare(samples).updates
     tokenizer = tiny[1]
-    targets = micro.batch.input_ids[micro.batch.target_mask]
+    targets = micro.input_ids[micro.target_mask]
     expected = sum(len(tokenizer(s.completion, add_special_tokens=False).input_ids) + 1 for s in samples)
-    assert micro.total_targets == expected == len(targets)
+    assert algorithm.counts(micro) == {"tokens": expected} and len(targets) == expected
     assert (targets == tokenizer.eos_token_id).sum() == len(samples)

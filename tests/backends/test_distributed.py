@@ -197,3 +197,18 @@ def test_grpo_runs_on_fsdp2(tmp_path):
     assert json.loads((tmp_path / "status.json").read_text())["status"] == "completed"
     assert sorted(losses(tmp_path)) == [1, 2, 3]
     assert (tmp_path / "final" / "model.safetensors").exists()
+
+
+def test_ppo_value_model_is_sharded_checkpointed_and_resumed_with_the_policy(tmp_path):
+    """PPO's value model is one of the trainer's modules: sharded like the policy, saved in
+    the same sharded checkpoint, and a run resumed from it continues exactly."""
+    overrides = [*ALGO_RUN, "algo=ppo", "reward=math", "algo.samples_per_prompt=2", "algo.sampling.max_new_tokens=6",
+                 "data.eval_size=4", "trainer.eval_samples=4", "trainer.eval_max_new_tokens=4"]
+    train(tmp_path / "full", *overrides)
+    checkpoint = Path("checkpoints") / "step_00000002"
+    shutil.copytree(tmp_path / "full" / checkpoint, tmp_path / "resumed" / checkpoint)  # as if killed after step 2
+    train(tmp_path / "resumed", *overrides)
+    full, resumed = losses(tmp_path / "full"), losses(tmp_path / "resumed")
+    assert sorted(resumed) == [3]
+    for key in ("loss", "value_loss", "grad_norm", "grad_norm/value"):
+        assert resumed[3][key] == pytest.approx(full[3][key], rel=LOSS_RTOL), key

@@ -55,11 +55,11 @@ def test_async_rollouts_need_an_off_policy_correction():
 
     asynchronous = ClusterConfig(async_rollouts=True)
     with pytest.raises(ValueError, match="algo.off_policy=ratio or algo.off_policy=tis"):
-        check_async(asynchronous, "grpo", GRPO.Config())
-    with pytest.raises(ValueError, match="algo=sft has no off-policy correction"):
-        check_async(asynchronous, "sft", SFT.Config())
-    check_async(asynchronous, "grpo", GRPO.Config(off_policy="tis"))
-    check_async(ClusterConfig(), "sft", SFT.Config())
+        check_async(asynchronous, "grpo", GRPO, GRPO.Config())
+    with pytest.raises(ValueError, match="algo=sft cannot correct for: it has no off-policy correction"):
+        check_async(asynchronous, "sft", SFT, SFT.Config())
+    check_async(asynchronous, "grpo", GRPO, GRPO.Config(off_policy="tis"))
+    check_async(ClusterConfig(), "sft", SFT, SFT.Config())
 
 
 def test_ray_generator_is_not_a_command_line_choice(compose, tmp_path):

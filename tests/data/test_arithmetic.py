@@ -56,7 +56,12 @@ def test_worked_fraction_sets_the_share_of_worked_demonstrations():
 
 
 def test_the_verifier_reads_the_answer_of_a_worked_solution():
-    from rlkit.trainer.evaluation import is_correct
+    from rlkit.rewards.math import MathVerifier
+    from rlkit.types import Completion, PromptSample
+
+    def is_correct(text: str, answer: str) -> bool:
+        completion = Completion(prompt_index=0, token_ids=[], text=text, logprobs=[], truncated=False)
+        return MathVerifier(MathVerifier.Config()).is_correct(PromptSample("q", answer=answer), completion)
 
     assert is_correct("47-38 17-8=9 4-1-3=0 so -9", "-9")
     assert not is_correct("7+8=15 4+3+1=8 so 84", "85")

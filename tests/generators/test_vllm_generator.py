@@ -25,6 +25,7 @@ from rlkit.generators.hf import HFGenerator  # noqa: E402
 from rlkit.generators.vllm import VLLMGenerator  # noqa: E402
 from rlkit.rewards.format import FormatReward  # noqa: E402
 from rlkit.types import SampleKind, SamplingParams  # noqa: E402
+from rlkit.trainer.update import update_totals  # noqa: E402
 
 pytestmark = pytest.mark.vllm
 
@@ -139,8 +140,9 @@ def test_after_three_grpo_updates_the_synced_engine_scores_like_the_trainer(engi
         policy.train()
         optimizer.zero_grad()
         mismatch = 0.0
+        totals = update_totals(grpo, plan.updates[0], backend)
         for micro in plan.updates[0]:
-            out = grpo.loss(micro)
+            out = grpo.loss(micro, totals)
             out.loss.backward()
             mismatch += out.metrics["mismatch/logprob_abs_diff"]  # each micro-batch's share of the mean
         optimizer.step()

@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from rlkit.trainer.evaluation import is_correct, pass_at_k
+from rlkit.rewards.math import MathVerifier
+from rlkit.trainer.evaluation import accuracy, pass_at_k
+from rlkit.types import Completion, PromptSample
 
 
 @pytest.mark.parametrize("n, c, k", [(8, 0, 1), (8, 1, 1), (8, 3, 4), (5, 5, 2), (6, 2, 6), (10, 4, 3)])
@@ -25,9 +27,17 @@ def test_pass_at_k_needs_k_samples():
         pass_at_k(3, 1, 4)
 
 
-def test_correctness_uses_the_math_verifier():
-    assert is_correct("The answer is \\boxed{12}.", "12")
-    assert not is_correct("no idea", "12")
+def completion(text):
+    return Completion(prompt_index=0, token_ids=[], text=text, logprobs=[], truncated=False)
+
+
+def test_accuracy_counts_the_judges_verdicts():
+    judge = MathVerifier(MathVerifier.Config())
+    samples = [PromptSample("q", answer="12"), PromptSample("q", answer="12"), PromptSample("q")]
+    completions = [completion("The answer is \\boxed{12}."), completion("no idea"), completion("12")]
+    assert accuracy(judge, samples, completions) == 0.5  # no verdict without a reference answer
+    assert accuracy(judge, samples[2:], completions[2:]) is None
+    assert accuracy(None, samples, completions) is None
 
 
 @pytest.mark.slow
