@@ -82,7 +82,23 @@ class SFTConfig:
 
 
 @dataclass
-class DPOConfig:
+class PreferenceConfig:
+    """Options of every pairwise preference loss (rlkit.algorithms.preference); a loss's
+    ``Config`` derives from it."""
+
+    #: Tokens per row (prompt + completion + EOS); a longer prompt keeps its end.
+    max_length: int = field(default=512, metadata=at_least(2))
+    #: Mean instead of sum of the completion tokens' log-probabilities.
+    average_logprobs: bool = False
+    #: Reference checkpoint (same tokenizer); None: the initial policy.
+    ref_name_or_path: Optional[str] = None
+    #: Compute each pair's reference log-probabilities once and reuse them; False:
+    #: recompute them in every forward pass.
+    precompute_ref: bool = True
+
+
+@dataclass
+class DPOConfig(PreferenceConfig):
     """Direct preference optimisation against a frozen reference (sigmoid, hinge, IPO or robust loss)."""
 
     component: ClassVar[str] = "rlkit.algorithms.dpo:DPO"
@@ -94,14 +110,6 @@ class DPOConfig:
     label_smoothing: float = field(default=0.0, metadata=between(0, 1))
     #: Weight of the per-token NLL of the chosen completions added to the loss (0: off).
     nll_weight: float = field(default=0.0, metadata=at_least(0))
-    #: Mean instead of sum of the completion tokens' log-probabilities.
-    average_logprobs: bool = False
-    #: Reference checkpoint (same tokenizer); None: the initial policy.
-    ref_name_or_path: Optional[str] = None
-    #: Compute each pair's reference log-probabilities once and reuse them; False:
-    #: recompute them in every forward pass.
-    precompute_ref: bool = True
-    max_length: int = field(default=512, metadata=at_least(2))
 
 
 @dataclass

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from rlkit.algorithms.base import Algorithm, TrainContext
 from rlkit.algorithms.rollout import Rollouts, in_chunks, sample_rollouts
-from rlkit.data.collate import TokenBatch
+from rlkit.data.collate import TokenBatch, chunks
 from rlkit.trainer.evaluation import evaluate_prompts
 from rlkit.types import PromptSample, SampleKind
 
@@ -59,8 +59,7 @@ class OnlineAlgorithm(Algorithm):
 
     def micro_chunks(self, rows: list[int]) -> list[list[int]]:
         """``rows`` in micro-batches of ``trainer.micro_batch_size``."""
-        size = self.ctx.trainer.micro_batch_size
-        return [rows[i : i + size] for i in range(0, len(rows), size)]
+        return chunks(rows, self.ctx.trainer.micro_batch_size)
 
     def no_grad_forward(self, fn: Callable[[TokenBatch], Tensor], batch: TokenBatch) -> Tensor:
         """``fn`` (a forward pass returning per-row tensors) over ``batch`` without gradients,

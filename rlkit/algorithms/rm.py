@@ -21,13 +21,8 @@ from torch import Tensor
 from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan
 from rlkit.algorithms.config import RMConfig
 from rlkit.algorithms.losses import reward_model_loss
-from rlkit.algorithms.preference import (
-    PairBatch,
-    evaluate_pairs,
-    pair_batches,
-    pair_statistics,
-    split_pairs,
-)
+from rlkit.algorithms.preference import evaluate_pairs, pair_statistics
+from rlkit.data.pairs import PairBatch, pair_batches, split_pairs
 from rlkit.models.forward import forward_logits
 from rlkit.types import PreferenceSample, SampleKind
 

@@ -7,7 +7,7 @@ from typing import Sequence
 from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
 from rlkit.algorithms.config import SFTConfig
 from rlkit.algorithms.losses import sft_loss
-from rlkit.data.collate import TokenBatch, TokenizedSample, collate, pack, tokenize
+from rlkit.data.collate import TokenBatch, TokenizedSample, chunks, collate, pack, tokenize
 from rlkit.models.forward import target_logprobs
 from rlkit.trainer.evaluation import greedy_accuracy
 from rlkit.types import SampleKind, SFTSample
@@ -32,12 +32,11 @@ class SFT(Algorithm):
         return ids
 
     def batches(self, samples: Sequence[SFTSample], micro_batch_size: int) -> list[TokenBatch]:
-        tokenized = [self.tokenized(s) for s in samples]
-        chunks = [tokenized[i : i + micro_batch_size] for i in range(0, len(tokenized), micro_batch_size)]
+        rows = chunks([self.tokenized(s) for s in samples], micro_batch_size)
         pad = self.ctx.tokenizer.pad_token_id
         if self.config.packing:
-            return [pack(chunk, pad, self.config.max_length) for chunk in chunks]
-        return [collate(chunk, pad) for chunk in chunks]
+            return [pack(chunk, pad, self.config.max_length) for chunk in rows]
+        return [collate(chunk, pad) for chunk in rows]
 
     def prepare(self, samples: Sequence[SFTSample]) -> StepPlan:
         return StepPlan([self.batches(samples, self.ctx.trainer.micro_batch_size)])

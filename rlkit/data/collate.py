@@ -1,15 +1,28 @@
-"""Tokenising prompt/completion pairs and collating them into padded or packed batches."""
+"""Tokenising prompt/completion pairs and collating them into padded or packed batches.
+
+The helpers every algorithm (built-in or plugin) uses to turn samples into model inputs:
+
+    rows = [tokenize(tokenizer, s.prompt, s.completion, max_length) for s in samples]
+    batches = [collate(chunk, tokenizer.pad_token_id) for chunk in chunks(rows, micro_batch_size)]
+    # or pack(chunk, pad_token_id, row_length): several samples per row
+
+``TokenBatch.target_mask`` marks the completion tokens a loss scores; see
+:func:`rlkit.models.forward.target_logprobs` for their log-probabilities and
+:mod:`rlkit.data.pairs` for preference pairs.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 import torch
 from torch import Tensor
 
 from rlkit.data.templates import encode_prompt
 from rlkit.types import Prompt
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,11 @@ def _rows(value, rows):
 
 def _move(value, device):
     return value.to(device, non_blocking=True) if isinstance(value, Tensor) else value
+
+
+def chunks(items: Sequence[T], size: int) -> list[list[T]]:
+    """``items`` in consecutive lists of ``size`` (the last one may be shorter): micro-batches."""
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 def tokenize(tokenizer, prompt: Prompt, completion: str, max_length: int) -> TokenizedSample:

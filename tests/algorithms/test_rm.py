@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from rlkit.algorithms.base import TrainContext
-from rlkit.algorithms.preference import pair_batches
 from rlkit.algorithms.rm import RewardModelling
 from rlkit.backends.single import SingleBackend
 from rlkit.config import LoraConfig, ModelConfig, TrainerConfig, typed_run_config
 from rlkit.data.collate import collate, tokenize
+from rlkit.data.pairs import pair_batches
 from rlkit.loggers.jsonl import read_metrics
 from rlkit.models.forward import forward_logits
 from rlkit.models.loading import export_pretrained, load_model
