@@ -73,3 +73,24 @@ def test_training_on_the_plugin_dataset(example_plugin, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 3 and "eval/accuracy" in rows[-1]
+
+
+def test_a_plugin_algorithm_is_its_loss_and_trains(example_plugin, compose, tmp_path):
+    """SimPO from the example plugin (a preference loss: its config, its loss and a
+    four-line class) trains through the ordinary loop: the trainer logs its loss and the
+    preference base class its implicit rewards."""
+    from rlkit.launch import train
+    from rlkit.loggers.jsonl import read_metrics
+
+    steps = 12
+    final = train(compose(["algo=simpo", "data.digits=1", "data.eval_size=16", "data.min_wrong_offset=10",
+                           "data.max_wrong_offset=20", "model.tiny.hidden_size=64", "model.tiny.num_layers=2",
+                           f"trainer.max_steps={steps}", "trainer.batch_size=16", "trainer.micro_batch_size=8",
+                           "trainer.lr=3e-3", "trainer.warmup_steps=0", "trainer.eval_every=0", "trainer.save_every=0",
+                           "logger=[jsonl]"]), tmp_path)
+    rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "loss" in r]
+    assert [r["step"] for r in rows] == list(range(1, steps + 1))
+    assert {"rewards/chosen", "rewards/rejected", "rewards/accuracy", "grad_norm"} <= set(rows[0])
+    first, last = (sum(r["loss"] for r in part) / 3 for part in (rows[:3], rows[-3:]))
+    assert last < first
+    assert "eval/pref_accuracy" in final and (tmp_path / "final" / "model.safetensors").exists()

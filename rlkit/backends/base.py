@@ -11,12 +11,14 @@ What algorithm authors use
 
 * ``backend.wrap(model, trainable=False)`` -- place a frozen model (a DPO/GRPO reference,
   a reward model) like the policy: sharded under ``fsdp2`` (and TP), a per-rank copy under
-  ``ddp``. Wrap a second trainable model (PPO's value model) with ``trainable=True``. Build
+  ``ddp``. Wrap a second trainable model (PPO's value model) with ``trainable=True`` and
+  return it from ``Algorithm.trainable_modules()`` (the trainer optimises it). Build
   the model to wrap from its checkpoint (``load_model(...)``); do not ``deepcopy`` an
   already wrapped policy (sharded modules cannot be copied) -- use
   ``backend.gathered_model`` for a plain copy.
-* ``backend.all_reduce_sum(x)`` / ``backend.all_reduce(x, "max")`` -- global
-  denominators and counts, over the data-parallel ranks (``x`` a float or a tensor).
+* ``backend.all_reduce_sum(x)`` / ``backend.all_reduce(x, "max")`` -- global statistics
+  over the data-parallel ranks (``x`` a float or a tensor), e.g. a batch standard deviation;
+  loss denominators come from ``Algorithm.counts``, which the trainer reduces.
   ``backend.dp_rank`` / ``backend.dp_size`` say which share of the data this rank holds
   (ranks of one tensor-parallel group hold the same share).
 * ``with backend.generation_model(policy) as model:`` -- sample with full weights. Inside

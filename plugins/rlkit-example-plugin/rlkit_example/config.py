@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from rlkit.algorithms.config import PreferenceConfig
 from rlkit.rewards.base import PerSampleReward
 from rlkit.schema import at_least
 
@@ -29,3 +30,12 @@ class MultiplicationConfig:
     train_size: int = field(default=1000, metadata=at_least(1))
     eval_size: int = field(default=50, metadata=at_least(1))
     seed: int = 0
+
+
+@dataclass
+class SimPOConfig(PreferenceConfig):
+    component: ClassVar[str] = "rlkit_example.simpo:SimPO"
+
+    beta: float = 2.0
+    gamma: float = 0.5
+    average_logprobs: bool = True
