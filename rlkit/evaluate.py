@@ -18,14 +18,15 @@ import hydra
 from omegaconf import DictConfig
 
 from rlkit.config import register_with_hydra, typed_run_config
+from rlkit.outputs import RunOutputs
 
 register_with_hydra()
 
 
 def evaluate_run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    from rlkit.models.loading import load_causal_lm, load_tokenizer
     from rlkit.build import build_judge, build_reward, generator_spec, resolve_components
     from rlkit.data.checks import check_dataset_prompts
+    from rlkit.models.loading import load_causal_lm, load_tokenizer
     from rlkit.trainer.evaluation import evaluate_prompts
     from rlkit.trainer.loop import set_seed
     from rlkit.types import SampleKind, SamplingParams
@@ -52,7 +53,7 @@ def evaluate_run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     metrics = evaluate_prompts(generator, samples, reward, build_judge(reward), run.eval.max_new_tokens, k=run.eval.k, sampling=sampling)
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {"model": run.model.name_or_path, "split": run.eval.split, "prompts": len(samples), **metrics}
-    (run_dir / "eval.json").write_text(json.dumps(record, indent=2))
+    RunOutputs(run_dir).evaluation.write_text(json.dumps(record, indent=2))
     print(json.dumps(record, indent=2))
     return metrics
 

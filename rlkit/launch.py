@@ -1,7 +1,8 @@
 """Where a training run's ranks run: this process, spawned local ranks, or Ray actors.
 
     train(cfg, run_dir)
-      completed here before      -> its final metrics, nothing trained
+      completed here before      -> its final metrics, nothing trained (unless trainer.max_steps
+                                    was raised: then it continues from its last checkpoint)
       cfg.cluster set            -> rlkit.cluster.driver: ranks and generators as Ray actors
       backend.nproc_per_node > 1 -> rlkit.backends.launch: N local processes
       otherwise (or already one rank of torchrun / srun / submitit)
@@ -18,7 +19,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rlkit.build import resolve_components, select_backend
-from rlkit.config import typed_run_config
+from rlkit.config import RunConfig, typed_run_config
 from rlkit.outputs import RunOutputs
 from rlkit.run_lock import RunDirLock, held_by_parent, held_here, launched_rank
 from rlkit.terminate import received, sigterm_raises
@@ -63,10 +64,12 @@ def train(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
 def _train(cfg: DictConfig, run_dir: Path, run, backend, reward, outputs: RunOutputs | None = None) -> dict[str, float]:
     """:func:`train` once the run directory is this process's (``outputs``) or its parent's."""
     completed = RunOutputs(run_dir).completed()
-    if completed is not None:
+    if completed is not None and completed.step >= run.trainer.max_steps:
         # Finished here before (a re-run sweep or pipeline): keep it, train nothing.
         print(f"{run_dir} already completed; not training again", flush=True)
         return completed.metrics
+    if completed is not None:
+        print(continuation(RunOutputs(run_dir), completed.step, run), flush=True)
     if outputs is not None:
         from rlkit.trainer.checkpoint import remove_partial
 
@@ -95,3 +98,13 @@ def _train(cfg: DictConfig, run_dir: Path, run, backend, reward, outputs: RunOut
     from rlkit.rank import train_rank
 
     return train_rank(cfg, run_dir, reward=reward)
+
+
+def continuation(outputs: RunOutputs, completed_steps: int, run: RunConfig) -> str:
+    """The line saying where a completed run given more steps continues from."""
+    from rlkit.trainer.checkpoint import CheckpointManager
+
+    latest = CheckpointManager(outputs.checkpoints, run.trainer.keep_checkpoints).latest()
+    start = f"its checkpoint {latest}" if latest is not None and run.trainer.resume else "step 0 (no checkpoint to resume)"
+    return (f"{outputs.run_dir} completed {completed_steps} steps; trainer.max_steps={run.trainer.max_steps}: "
+            f"continuing from {start}")

@@ -4,6 +4,7 @@
         metrics.jsonl      one JSON object per logged step (the jsonl logger writes it)
         metrics.png        the algorithm's plot keys against step, drawn at the end
         status.json        running | completed | failed: step, error, final metrics (RunStatus)
+        eval.json          the figures of an evaluation run (rlkit.evaluate)
         checkpoints/       step_XXXXXXXX/ directories (rlkit.trainer.checkpoint)
         final/             the final model in Hugging Face format
         placement.jsonl    cluster=... runs: which Ray node each actor ran on (rlkit.cluster.nodes)
@@ -93,6 +94,11 @@ class RunOutputs:
     @property
     def status_file(self) -> Path:
         return self.run_dir / STATUS_FILE
+
+    @property
+    def evaluation(self) -> Path:
+        """``eval.json``: the figures of ``python -m rlkit.evaluate`` or an evaluation stage."""
+        return self.run_dir / "eval.json"
 
     def status(self) -> Optional[RunStatus]:
         return RunStatus.read(self.status_file)

@@ -32,14 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from rlkit.loggers.jsonl import read_metrics
+from rlkit.outputs import METRICS_FILE, STATUS_FILE
 from rlkit.sweeps.records import read_job_records, read_submissions
 from rlkit.sweeps.slurm_state import SlurmFacts, slurm_outcome
 
 __all__ = ["METRICS_FILE", "STATUSES", "STATUS_FILE", "JobResult", "collect", "job_order"]
 
 STATUSES = ("completed", "running", "pending", "failed", "unknown")
-METRICS_FILE = "metrics.jsonl"
-STATUS_FILE = "status.json"
 
 
 @dataclass

@@ -149,7 +149,8 @@ class Trainer:
                     self.log({**metrics, **self.resources.read()})
                 if config.eval_every and self.step % config.eval_every == 0 and self.step < config.max_steps:
                     self.evaluate()
-                if config.save_every and self.step % config.save_every == 0 and self.step < config.max_steps:
+                # The last step too: a completed run continues from it when max_steps is raised.
+                if config.save_every and (self.step % config.save_every == 0 or self.step == config.max_steps):
                     self.save_checkpoint()
             last_eval = self.evaluate()
             self.save_model_atomically(self.outputs.final)
