@@ -89,7 +89,7 @@ def train_rank(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
             final = trainer.fit()
         if backend.is_main:
             print(report(trainer.initial_eval, final, outputs.final), flush=True)
-            publish(outputs.final, info.config, final, outputs.run_dir / "metrics.png", run.hub)
+            publish(outputs.final, info.config, final, outputs.metrics_plot, run.hub)
         return final
     finally:
         for logger in loggers:
