@@ -83,7 +83,7 @@ def test_a_plugin_algorithm_is_its_loss_and_trains(example_plugin, compose, tmp_
     from rlkit.loggers.jsonl import read_metrics
 
     steps = 12
-    final = train(compose(["algo=simpo", "data.digits=1", "data.eval_size=16", "data.min_wrong_offset=10",
+    final = train(compose(["algo=simpo", "algo.max_length=64", "data.digits=1", "data.eval_size=16", "data.min_wrong_offset=10",
                            "data.max_wrong_offset=20", "model.tiny.hidden_size=64", "model.tiny.num_layers=2",
                            f"trainer.max_steps={steps}", "trainer.batch_size=16", "trainer.micro_batch_size=8",
                            "trainer.lr=3e-3", "trainer.warmup_steps=0", "trainer.eval_every=0", "trainer.save_every=0",
