@@ -10,7 +10,7 @@ from rlkit.launch import train
 from rlkit.loggers.jsonl import read_metrics
 from rlkit.outputs import RunOutputs
 
-RUN = ["algo=sft", "model.tiny.hidden_size=64", "model.tiny.num_layers=2", "data.digits=1", "data.eval_size=8",
+RUN = ["algo=sft", "algo.max_length=64", "model.tiny.hidden_size=64", "model.tiny.num_layers=2", "data.digits=1", "data.eval_size=8",
        "trainer.eval_samples=8", "trainer.eval_max_new_tokens=2", "trainer.batch_size=8", "trainer.micro_batch_size=8",
        "trainer.schedule=constant", "trainer.warmup_steps=0", "trainer.eval_every=0", "trainer.save_every=3",
        "logger=[jsonl]"]
