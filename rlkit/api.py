@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 from omegaconf import DictConfig, OmegaConf
 
 from rlkit.config import RunConfig, typed_run_config
+from rlkit.outputs import RunOutputs
 
 #: Rows as dicts (the fields of ``data=files`` rows, see rlkit.data.rows) or a ``datasets.Dataset``.
 Rows = Union[Sequence[Mapping[str, Any]], Any]
@@ -68,7 +69,6 @@ def train(
       directory resumes, or returns at once when that run completed.
     """
     from rlkit.launch import train as launch_train
-    from rlkit.outputs import RunOutputs
 
     overrides = [o for o in overrides]
     reward = None
@@ -134,7 +134,7 @@ def _write_rows(cfg: DictConfig, run_dir: Path, dataset: Rows, eval_dataset: Opt
         if not rows:
             raise ValueError(f"{source}: no rows")
         parse_rows(enumerate(rows, start=1), kind, source)  # DataError: "dataset, row 3: missing field(s) ..."
-        path = run_dir / "data" / f"{split}.jsonl"
+        path = RunOutputs(run_dir).data / f"{split}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
         overrides.append(f"data.{split}='{path.resolve()}'")

@@ -28,7 +28,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-MANIFEST = "manifest.json"
+from rlkit.outputs import RunOutputs
+
 #: Installed versions recorded (null when not installed).
 PACKAGES = ("torch", "transformers", "peft", "vllm", "ray", "datasets", "accelerate", "hydra-core")
 
@@ -108,7 +109,7 @@ def _write(path: Path, manifest: dict[str, Any]) -> None:
 def recorded(run_dir: Path, data: Mapping[str, Any], model_path: str | None) -> Iterator[dict[str, Any]]:
     """Write the manifest (or add this session to an existing one) for the block, and its
     end time and status (``completed`` or ``failed``) after it."""
-    path = Path(run_dir) / MANIFEST
+    path = RunOutputs(Path(run_dir)).manifest
     if path.exists():
         manifest = json.loads(path.read_text())
     else:
@@ -137,7 +138,7 @@ def recorded(run_dir: Path, data: Mapping[str, Any], model_path: str | None) -> 
 def verify(run_dir: Path) -> list[str]:
     """One line per input file that changed, went missing or appeared since the run was
     created; empty when everything matches."""
-    manifest = json.loads((Path(run_dir) / MANIFEST).read_text())
+    manifest = json.loads(RunOutputs(Path(run_dir)).manifest.read_text())
     problems = []
     for key, entry in manifest["inputs"].items():
         path = Path(entry["path"])
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--verify", action="store_true", help="hash the inputs again and list what changed")
     args = parser.parse_args(argv)
-    path = args.run_dir / MANIFEST
+    path = RunOutputs(args.run_dir).manifest
     if not path.exists():
         parser.error(f"{path}: no manifest (was this directory written by an rlkit run?)")
     if not args.verify:

@@ -8,6 +8,9 @@
         checkpoints/       step_XXXXXXXX/ directories (rlkit.trainer.checkpoint)
         final/             the final model in Hugging Face format
         placement.jsonl    cluster=... runs: which Ray node each actor ran on (rlkit.cluster.nodes)
+        manifest.json      what produced the run: versions, command, input hashes (rlkit.manifest)
+        samples/           step_N.jsonl: completions of held-out prompts at each evaluation
+        data/              rows handed to rlkit.train in memory, as JSONL (rlkit.api)
 
 Every reader and writer of these paths takes them from :class:`RunOutputs` (the trainer,
 the launchers, loggers, pipelines, sweep summaries), and ``status.json`` is read and
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Optional
 
 METRICS_FILE = "metrics.jsonl"
+MANIFEST_FILE = "manifest.json"
 STATUS_FILE = "status.json"
 STATUSES = ("running", "completed", "failed")
 
@@ -90,6 +94,20 @@ class RunOutputs:
     @property
     def placement(self) -> Path:
         return self.run_dir / "placement.jsonl"
+
+    @property
+    def manifest(self) -> Path:
+        return self.run_dir / MANIFEST_FILE
+
+    @property
+    def samples(self) -> Path:
+        """``step_N.jsonl`` files of sample completions, one per evaluation."""
+        return self.run_dir / "samples"
+
+    @property
+    def data(self) -> Path:
+        """Rows given to :func:`rlkit.train` in memory, written as ``<split>.jsonl``."""
+        return self.run_dir / "data"
 
     @property
     def status_file(self) -> Path:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rlkit.manifest import MANIFEST, recorded, verify
+from rlkit.manifest import recorded, verify
+from rlkit.outputs import RunOutputs
 
 
 @pytest.fixture
@@ -30,10 +31,10 @@ def test_manifest_records_versions_inputs_and_sessions(tmp_path: Path, inputs) -
     run_dir.mkdir()
     config = {"name": "files", "train": str(data), "eval": None, "columns": {"prompt": "question"}}
     with recorded(run_dir, config, str(model)):
-        during = json.loads((run_dir / MANIFEST).read_text())
+        during = json.loads(RunOutputs(run_dir).manifest.read_text())
     assert during["sessions"][0]["status"] == "running" and during["sessions"][0]["end"] is None
 
-    manifest = json.loads((run_dir / MANIFEST).read_text())
+    manifest = json.loads(RunOutputs(run_dir).manifest.read_text())
     import rlkit
     import torch
 
@@ -52,7 +53,7 @@ def test_manifest_records_versions_inputs_and_sessions(tmp_path: Path, inputs) -
 
     with pytest.raises(RuntimeError), recorded(run_dir, config, str(model)):  # a resumed run that fails
         raise RuntimeError("killed")
-    sessions = json.loads((run_dir / MANIFEST).read_text())["sessions"]
+    sessions = json.loads(RunOutputs(run_dir).manifest.read_text())["sessions"]
     assert [s["status"] for s in sessions] == ["completed", "failed"]
 
 

@@ -27,12 +27,12 @@ class JsonlLogger(Logger):
 
     @dataclass
     class Config:
-        samples_dir: str = "samples"
-        """Directory (in the run directory) of the ``step_<step>.jsonl`` sample files."""
+        pass
 
     def __init__(self, config: Config, run: RunInfo) -> None:
-        self.path = RunOutputs(Path(run.run_dir)).metrics
-        self.samples_dir = Path(run.run_dir) / config.samples_dir
+        outputs = RunOutputs(Path(run.run_dir))
+        self.path = outputs.metrics
+        self.samples_dir = outputs.samples
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding="utf-8")
 
@@ -47,7 +47,7 @@ class JsonlLogger(Logger):
         self._file.flush()
 
     def log_samples(self, rows: Sequence[SampleRow], step: int) -> None:
-        """Write ``samples_dir/step_<step>.jsonl`` (replaced when a resumed run repeats the step)."""
+        """Write ``samples/step_<step>.jsonl`` (replaced when a resumed run repeats the step)."""
         self.samples_dir.mkdir(parents=True, exist_ok=True)
         path = self.samples_dir / f"step_{int(step)}.jsonl"
         tmp = path.with_name(path.name + ".tmp")
