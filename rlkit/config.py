@@ -87,7 +87,8 @@ class TinyModelConfig:
     num_layers: int = field(default=4, metadata=at_least(1))
     num_heads: int = field(default=4, metadata=at_least(1))
     num_kv_heads: int = field(default=2, metadata=at_least(1))
-    max_position_embeddings: int = field(default=256, metadata=at_least(1))
+    #: As long as the algorithms' default ``max_length`` (RoPE: no weights depend on it).
+    max_position_embeddings: int = field(default=512, metadata=at_least(1))
     vocab_size: int = field(default=512, metadata=at_least(1))
     seed: int = 0
 

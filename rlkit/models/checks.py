@@ -37,10 +37,7 @@ def context_length(model_dir_or_id: str, trust_remote_code: bool = False) -> int
 
 def check_context_length(model: ModelConfig, path: str, algo: Mapping[str, Any]) -> None:
     """Raise a one-line ValueError when ``algo.max_length`` (or, for online algorithms,
-    ``algo.sampling.max_new_tokens``) does not fit the model's positions. The built-in
-    model is exempt: its demo sequences are a few dozen tokens, far below either."""
-    if model.name_or_path.startswith(BUILTIN_PREFIX):
-        return
+    ``algo.sampling.max_new_tokens``) does not fit the model's positions."""
     positions = context_length(path, model.trust_remote_code)
     if positions is None:
         return

@@ -109,16 +109,19 @@ class Updater:
 
 def update_totals(algorithm: Algorithm, micro_batches: Sequence[Any], backend: Backend) -> dict[str, float]:
     """An update's global denominators: ``algorithm.counts`` of each micro-batch, summed over
-    the micro-batches and (one all-reduce) over every data-parallel rank."""
+    the micro-batches and (one all-reduce) over every data-parallel rank.
+
+    A count of zero (an update with nothing to average, e.g. every completion truncated and
+    masked) is returned as 1: the sums it divides are zero too, so the loss is 0, not 0/0."""
     local: dict[str, float] = defaultdict(float)
     for micro_batch in micro_batches:
         for key, value in algorithm.counts(micro_batch).items():
             local[key] += float(value)
-    if backend.dp_size == 1 or not local:
-        return dict(local)
     keys = sorted(local)
-    summed = backend.all_reduce_sum(torch.tensor([local[k] for k in keys], dtype=torch.float64))
-    return dict(zip(keys, summed.tolist()))
+    if backend.dp_size > 1 and keys:
+        summed = backend.all_reduce_sum(torch.tensor([local[k] for k in keys], dtype=torch.float64))
+        local = dict(zip(keys, summed.tolist()))
+    return {key: max(local[key], 1.0) for key in keys}
 
 
 def to_device(value: Any, device: torch.device) -> Any:

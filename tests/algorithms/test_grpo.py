@@ -111,6 +111,18 @@ def test_truncated_completions_can_be_masked(tiny, prompts):
     assert (lengths == 0).sum() == round(plan.metrics["completion/truncated"] * 16)
 
 
+def test_an_update_without_completion_tokens_has_zero_loss(tiny, prompts):
+    """Every completion truncated and masked: nothing to average, so a zero loss, not NaN."""
+    algorithm = make_grpo(copy.deepcopy(tiny[0]), tiny[1], truncation="mask", kl_beta=0.1)
+    torch.manual_seed(0)
+    plan = algorithm.prepare(prompts)
+    for micro in plan.updates[0]:
+        micro.batch.target_mask[:] = False
+    metrics, gradients = grads(algorithm, plan)
+    assert metrics["loss"] == 0.0 and metrics["kl"] == 0.0
+    assert all(torch.isfinite(g).all() for g in gradients.values())
+
+
 def test_grpo_needs_a_reward(tiny):
     ctx = TrainContext(policy=tiny[0], tokenizer=tiny[1], backend=SingleBackend(SingleBackend.Config()),
                        trainer=TrainerConfig(), model=ModelConfig())
