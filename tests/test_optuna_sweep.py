@@ -56,6 +56,7 @@ def test_tpe_sweep_over_lr_on_slurm(slurm_cluster, tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
     result = sweep(
         sweep_dir, "hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=3",
+        "hydra.sweeper.sampler.n_startup_trials=3",  # the second batch is TPE's
         "hydra/launcher=submitit_slurm", f"hydra.launcher.partition={slurm_cluster.partition}",
         "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=10",
         env=slurm_cluster.env,
