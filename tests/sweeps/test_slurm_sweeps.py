@@ -165,8 +165,10 @@ def test_rerun_resumes_unfinished_jobs_and_keeps_finished_ones(slurm_cluster, fa
     done_metrics = (done / "metrics.jsonl").read_bytes()
     done_final_mtime = (done / "final" / "model.safetensors").stat().st_mtime_ns
     before = [json.loads(line) for line in (cut / "metrics.jsonl").read_text().splitlines()]
-    # Job 2 as a job killed after step 3 leaves it: a checkpoint at step 2, no final model.
+    # Job 2 as a job killed after step 3 leaves it: a checkpoint at step 2 (not the one the
+    # finished run took at its last step), no final model.
     assert (cut / "checkpoints" / "step_00000002").is_dir()
+    shutil.rmtree(cut / "checkpoints" / "step_00000004")
     shutil.rmtree(cut / "final")
     (cut / "status.json").write_text(json.dumps({"status": "running", "step": 3, "error": None, "metrics": {}}))
 
