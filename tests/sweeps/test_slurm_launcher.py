@@ -50,7 +50,8 @@ def test_time_limit_requeues_and_resumes_until_max_num_timeout(requeue_sweep):
     assert proc.returncode == 1, show(proc)
     (job,) = collect(sweep_dir)
     assert job.status == "failed", show(proc)
-    assert job.error == "UncompletedJobError: Job not requeued because: timed-out too many times."
+    # The signal may land while a checkpoint is written: the error then names that write too.
+    assert job.error.endswith("UncompletedJobError: Job not requeued because: timed-out too many times."), job.error
     # max_num_timeout=1: requeued once, started twice, then stopped by submitit
     assert job.requeues == 1
     record = read_job_records(sweep_dir)[job.job_id]
