@@ -70,8 +70,14 @@ def test_second_run_on_the_same_directory_fails_at_once_naming_the_first(tmp_pat
     run_dir = tmp_path / "run"
     first = runner.start(argv(run_dir), tmp_path / "first.log")
     wait_for(lambda: (run_dir / "status.json").exists(), first, "status.json")
-    second = runner.run_subprocess(argv(run_dir), timeout=240)  # exactly what a second shell runs
-    assert second.returncode != 0
+    # The first run would finish its second of training before a fresh interpreter has
+    # imported torch; suspended, it holds the lock exactly as a busy run does.
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = runner.run_subprocess(argv(run_dir), timeout=240)  # exactly what a second shell runs
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    assert second.returncode != 0, second.stdout
     assert f"is in use by PID {first.pid} on host {socket.gethostname()}" in second.stderr
     first.join(240)
     assert first.exitcode == 0, (tmp_path / "first.log").read_text()[-3000:]
