@@ -160,6 +160,8 @@ class RunConfig:
     data: dict[str, Any] = field(default_factory=dict)
     reward: Optional[dict[str, Any]] = None
     generator: Optional[dict[str, Any]] = None
+    #: A multi-turn environment (rlkit.environments); null: single-turn prompt -> completion.
+    env: Optional[dict[str, Any]] = None
     logger: dict[str, Any] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
     #: An external benchmark harness for rlkit.evaluate (harness=lm_eval); null: rlkit's own evaluation.

@@ -38,6 +38,7 @@ CONFIG_GROUPS = {
     "rewards": "reward",
     "datasets": "data",
     "loggers": "logger",
+    "environments": "env",
 }
 GROUPS = tuple(CONFIG_GROUPS)
 #: Entry-point group of the packages whose YAML files are presets of the config groups.

@@ -1,0 +1,1 @@
+"""Multi-turn environments and tools (``env=``): the interface in :mod:`rlkit.environments.base`."""
