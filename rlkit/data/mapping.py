@@ -5,6 +5,8 @@
     answer_pattern: '#### (.*)'                   # the reference answer inside the answer field
     system_prompt: Solve step by step.            # a system message before every prompt
     chat: true                                    # plain-string prompts are the user's message
+    prompt_template: '{text}\n{test_list}'        # the prompt made from several columns
+    metadata: [test, entry_point]                 # columns kept with each prompt sample
 
 Mapping happens before a row is parsed (:mod:`rlkit.data.rows`); the system prompt and the
 chat form are applied to the parsed, typed prompt. A row that does not fit raises DataError
@@ -14,6 +16,7 @@ naming the config key, the source and the row.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
@@ -51,6 +54,12 @@ class RowMapping:
     #: A plain-string prompt becomes the user's message, so it is rendered with the model's
     #: chat template (verbatim when the tokenizer has none). false: the text is used as is.
     chat: bool = True
+    #: The prompt made from the source's columns with ``str.format`` (``'{text}\n{test_list}'``;
+    #: a list column is its items, one per line); null: the ``prompt`` column.
+    prompt_template: Optional[str] = None
+    #: Source columns kept, as they are, in each prompt sample's ``metadata`` for rewards and
+    #: environments (a code task's unit tests: ``[test, entry_point]``).
+    metadata: list[str] = field(default_factory=list)
 
 
 def check_mapping(mapping: RowMapping) -> None:
@@ -62,11 +71,20 @@ def check_mapping(mapping: RowMapping) -> None:
             raise ValueError(f"data.answer_pattern {mapping.answer_pattern!r}: invalid regex: {exc}") from None
         if pattern.groups < 1:
             raise ValueError(f"data.answer_pattern {mapping.answer_pattern!r}: needs a group, e.g. '#### (.*)'")
+    if mapping.prompt_template is not None:
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(mapping.prompt_template) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"data.prompt_template {mapping.prompt_template!r}: {exc}") from None
+        if not fields or not all(name.isidentifier() for name in fields):
+            raise ValueError(f"data.prompt_template {mapping.prompt_template!r}: needs {{column}} fields naming columns")
 
 
 def map_row(row: Mapping[str, Any], mapping: RowMapping) -> dict[str, Any]:
     """``row`` with the mapped fields set from their columns and the answer extracted."""
     out = dict(row)
+    if mapping.prompt_template is not None:
+        out["prompt"] = _format_prompt(row, mapping.prompt_template)
     for name, column in asdict(mapping.columns).items():
         if column is None:
             continue
@@ -76,6 +94,23 @@ def map_row(row: Mapping[str, Any], mapping: RowMapping) -> dict[str, Any]:
     if mapping.answer_pattern and out.get("answer") is not None:
         out["answer"] = extract_reference(str(out["answer"]), mapping.answer_pattern)
     return out
+
+
+def _format_prompt(row: Mapping[str, Any], template: str) -> str:
+    values = {key: "\n".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+              for key, value in row.items()}
+    try:
+        return template.format_map(values)
+    except KeyError as exc:
+        raise ValueError(f"data.prompt_template: column {exc.args[0]!r} not found; columns: {', '.join(sorted(row))}") from None
+
+
+def kept_metadata(row: Mapping[str, Any], mapping: RowMapping) -> dict[str, Any]:
+    """The ``data.metadata`` columns of ``row``."""
+    missing = [column for column in mapping.metadata if column not in row]
+    if missing:
+        raise ValueError(f"data.metadata: column {missing[0]!r} not found; columns: {', '.join(sorted(row))}")
+    return {column: row[column] for column in mapping.metadata}
 
 
 def extract_reference(text: str, pattern: str) -> str:
@@ -110,6 +145,7 @@ def parse_mapped_rows(
     """Typed samples of ``kind`` from raw ``(row number, row)`` pairs of ``source``; each
     sample's row number is appended to ``row_numbers`` if given."""
     check_mapping(mapping)
+    metadata: list[dict[str, Any]] = []  # per row, in order: parse_rows makes one sample of each
 
     def mapped() -> Iterator[tuple[int, Any]]:
         for number, row in numbered_rows:
@@ -117,10 +153,14 @@ def parse_mapped_rows(
                 row_numbers.append(number)
             if isinstance(row, Mapping):
                 try:
+                    metadata.append(kept_metadata(row, mapping))
                     row = map_row(row, mapping)
                 except ValueError as exc:
                     raise DataError(source, number, str(exc)) from None
             yield number, row
 
     samples = parse_rows(mapped(), kind, source)
-    return [replace(s, prompt=styled_prompt(s.prompt, mapping)) for s in samples]
+    samples = [replace(s, prompt=styled_prompt(s.prompt, mapping)) for s in samples]
+    if mapping.metadata and kind == SampleKind.PROMPT:
+        samples = [replace(s, metadata={**s.metadata, **kept}) for s, kept in zip(samples, metadata)]
+    return samples

@@ -97,3 +97,58 @@ def hh_rlhf(root: Path) -> Path:
 
     rows = [row(i) for i in range(4)]
     return write_hub_repo(root, {"default": {"train": rows, "test": rows[:2]}})
+
+
+def humaneval_rows() -> list[dict]:
+    """openai/openai_humaneval (config openai_humaneval, split test): task_id, prompt (imports,
+    signature, docstring), canonical_solution (the body), test (METADATA and check(candidate)),
+    entry_point."""
+    return [
+        {"task_id": "HumanEval/0",
+         "prompt": 'from typing import List\n\n\ndef below_zero(operations: List[int]) -> bool:\n'
+                   '    """ Whether the running balance of the deposits and withdrawals ever falls below zero.\n'
+                   '    >>> below_zero([1, 2, -4, 5])\n    True\n    """\n',
+         "canonical_solution": "    balance = 0\n    for op in operations:\n        balance += op\n"
+                               "        if balance < 0:\n            return True\n    return False\n",
+         "test": "\n\nMETADATA = {\n    'author': 'jt',\n    'dataset': 'test'\n}\n\n\ndef check(candidate):\n"
+                 "    assert candidate([]) == False\n    assert candidate([1, 2, -3, 1, 2, -3]) == False\n"
+                 "    assert candidate([1, 2, -4, 5, 6]) == True\n    assert candidate([1, -1, 2, -2, 5, -5, 4, -5]) == True\n",
+         "entry_point": "below_zero"},
+        {"task_id": "HumanEval/1",
+         "prompt": 'def sum_squares(n: int) -> int:\n    """ The sum of the squares of 1..n.\n'
+                   '    >>> sum_squares(3)\n    14\n    """\n',
+         "canonical_solution": "    return sum(i * i for i in range(1, n + 1))\n",
+         "test": "\n\nMETADATA = {}\n\n\ndef check(candidate):\n    values = [candidate(n) for n in range(5)]\n"
+                 "    assert values == [0, 1, 5, 14, 30]\n    for n in range(5, 50):\n"
+                 "        assert candidate(n) == n * (n + 1) * (2 * n + 1) // 6\n",
+         "entry_point": "sum_squares"},
+    ]
+
+
+def humaneval(root: Path) -> Path:
+    return write_hub_repo(root, {"openai_humaneval": {"test": humaneval_rows()}})
+
+
+def mbpp_rows() -> list[dict]:
+    """google-research-datasets/mbpp (config full): task_id, text, code, test_list (asserts),
+    test_setup_code, challenge_test_list."""
+    return [
+        {"task_id": 11, "text": "Write a python function to remove first and last occurrence of a given character from the string.",
+         "code": "def remove_Occ(s,ch): \r\n    for i in range(len(s)): \r\n        if (s[i] == ch): \r\n"
+                 "            s = s[0 : i] + s[i + 1:] \r\n            break\r\n    for i in range(len(s) - 1,-1,-1):  \r\n"
+                 "        if (s[i] == ch): \r\n            s = s[0 : i] + s[i + 1:] \r\n            break\r\n    return s ",
+         "test_list": ['assert remove_Occ("hello","l") == "heo"', 'assert remove_Occ("abcda","a") == "bcd"',
+                       'assert remove_Occ("PHP","P") == "H"'],
+         "test_setup_code": "", "challenge_test_list": ['assert remove_Occ("hellolloll","l") == "helollol"']},
+        {"task_id": 12, "text": "Write a function to find the shared elements from the given two lists.",
+         "code": "def similar_elements(a, b):\r\n  return tuple(sorted(set(a) & set(b)))",
+         "test_list": ["assert similar_elements((3, 4, 5, 6),(5, 7, 4, 10)) == (4, 5)",
+                       "assert similar_elements((1, 2, 3, 4),(5, 4, 3, 7)) == (3, 4)",
+                       "assert similar_elements((11, 12, 14, 13),(17, 15, 14, 13)) == (13, 14)"],
+         "test_setup_code": "import math", "challenge_test_list": []},
+    ]
+
+
+def mbpp(root: Path) -> Path:
+    rows = mbpp_rows()
+    return write_hub_repo(root, {"full": {"train": rows, "test": rows[:1]}})
