@@ -18,7 +18,8 @@ def sample_rows(
     generator: Generator, samples: Sequence[Sample], reward: Reward | None, judge: Reward | None, max_new_tokens: int
 ) -> list[dict[str, Any]]:
     """Greedy completions of ``samples``' prompts as rows of a table (see the module doc)."""
-    prompts = [PromptSample(prompt=s.prompt, answer=getattr(s, "answer", None)) for s in samples]
+    prompts = [s if isinstance(s, PromptSample) else PromptSample(prompt=s.prompt, answer=getattr(s, "answer", None))
+               for s in samples]  # a prompt sample keeps its metadata (a code task's unit tests)
     completions = generator.generate([p.prompt for p in prompts],
                                      SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens))
     rows: list[dict[str, Any]] = [
@@ -26,7 +27,7 @@ def sample_rows(
             "prompt": prompt_text(p.prompt),
             "completion": c.text,
             "answer": p.answer,
-            "correct": None if p.answer is None or judge is None else judge.is_correct(p, c),
+            "correct": None if judge is None else judge.is_correct(p, c),  # None: it cannot tell
             "truncated": c.truncated,
         }
         for p, c in zip(prompts, completions)
