@@ -131,7 +131,7 @@ class TestOutcome:
         if execution is not None and execution.status not in (Status.ok, Status.error):
             lines.append(f"The sandbox stopped the program: {execution.summary()}.")
         output = (execution.stdout + execution.stderr).strip() if execution else ""
-        if output and (self.program_error or (execution and execution.status is not Status.ok)):
+        if output and max_output_chars and (self.program_error or execution.status is not Status.ok):
             lines.append("Output (end):\n" + output[-max_output_chars:])
         return "\n".join(lines)
 
