@@ -1,8 +1,10 @@
 """Held-out evaluation shared by all algorithms: accuracy of greedy completions, pass@k, maj@k.
 
 Correctness is the judge's verdict (``Reward.is_correct``: the configured reward, or the
-math verifier by default), counted over samples with a reference answer. maj@k's vote
-groups completions by their final answer as the math verifier reads it.
+math verifier by default), counted over the samples it gives verdicts on (those with a
+reference answer; for ``reward=python``, those with unit tests). maj@k's vote groups
+completions by their final answer as the math verifier reads it, over samples with a
+reference answer.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ def accuracy(judge: Optional[Reward], samples: Sequence[PromptSample], completio
 
 
 def greedy_accuracy(generator: Generator, samples: Sequence[PromptSample], judge: Reward, max_new_tokens: int) -> Optional[float]:
-    """Accuracy of greedy completions of the samples that have a reference answer."""
-    answered = [s for s in samples if s.answer is not None]
+    """Accuracy of greedy completions of the samples with something to judge them by: a
+    reference answer, or metadata (a code task's unit tests)."""
+    answered = [s for s in samples if s.answer is not None or getattr(s, "metadata", None)]
     if not answered:
         return None
     greedy = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
@@ -70,24 +73,25 @@ def evaluate_prompts(
     prompts = [s.prompt for s in samples]
     greedy = generator.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens))
     metrics: dict[str, float] = {}
-    answered = [(s, c) for s, c in zip(samples, greedy) if s.answer is not None]
-    judged = accuracy(judge, *zip(*answered)) if answered else None
-    if judged is not None:
-        metrics["accuracy"] = judged
+    verdicts = [None if judge is None else judge.is_correct(s, c) for s, c in zip(samples, greedy)]
+    judged = [i for i, verdict in enumerate(verdicts) if verdict is not None]
+    if judged:
+        metrics["accuracy"] = fmean(bool(verdicts[i]) for i in judged)
     if reward is not None:
         metrics["reward"] = fmean(reward(list(samples), greedy).scores)
-    if k > 1 and judged is not None:
+    if k > 1 and judged:
         params = replace(sampling or SamplingParams(), n=k, max_new_tokens=max_new_tokens)
         sampled = generator.generate(prompts, params)
         correct = [0] * len(samples)
         for c in sampled:
             correct[c.prompt_index] += bool(judge.is_correct(samples[c.prompt_index], c))
-        scored = [correct[i] for i, s in enumerate(samples) if s.answer is not None]
+        scored = [correct[i] for i in judged]
         metrics["pass@1"] = fmean(pass_at_k(k, c, 1) for c in scored)
         metrics[f"pass@{k}"] = fmean(pass_at_k(k, c, k) for c in scored)
         by_prompt: list[list[Completion]] = [[] for _ in samples]
         for c in sampled:
             by_prompt[c.prompt_index].append(c)
-        voted = [(s, majority_vote(by_prompt[i])) for i, s in enumerate(samples) if s.answer is not None]
-        metrics[f"maj@{k}"] = fmean(v is not None and bool(judge.is_correct(s, v)) for s, v in voted)
+        voted = [(samples[i], majority_vote(by_prompt[i])) for i in judged if samples[i].answer is not None]
+        if voted:
+            metrics[f"maj@{k}"] = fmean(v is not None and bool(judge.is_correct(s, v)) for s, v in voted)
     return metrics
