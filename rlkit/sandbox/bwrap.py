@@ -46,6 +46,8 @@ INSTALL_HINT = "install it with `apt-get install -y bubblewrap` (Debian/Ubuntu; 
 _SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 #: Where the program's files and working directory are, inside the sandbox.
 WORKDIR = "/tmp"
+#: Bytes the report channel may carry (a harness's results); past them the sandbox is killed.
+MAX_REPORT_BYTES = 4 * 2**20
 
 
 @dataclass
@@ -175,7 +177,7 @@ class Sandbox:
         """Run ``argv`` in a fresh sandbox whose /tmp (the working directory) holds ``files``
         (name -> contents). With ``report``, the program may write to the file descriptor
         named by the environment variable ``RLKIT_REPORT_FD``; that text is
-        ``Execution.report``, kept apart from (and not limited like) its output."""
+        ``Execution.report``, kept apart from its output (and killed past ``MAX_REPORT_BYTES``)."""
         c = self.config
         limits = [
             f"--cpu={c.cpu_time_s}:{c.cpu_time_s + 1}",  # soft: SIGXCPU; hard (1 s later): SIGKILL
@@ -330,7 +332,8 @@ def _collect(
                     selector.unregister(key.fileobj)
                     continue
                 buffers[key.data] += chunk
-                if len(buffers["stdout"]) + len(buffers["stderr"]) > max_output:
+                if (len(buffers["stdout"]) + len(buffers["stderr"]) > max_output
+                        or len(buffers["report"]) > MAX_REPORT_BYTES):
                     why_killed = Status.output_limit
         if why_killed is not None:
             _kill(process)

@@ -73,11 +73,15 @@ def test_reference_solutions_pass_and_wrong_ones_score_their_pass_fraction(rewar
     assert [reward.is_correct(s, c) for s, c in zip(samples, completions)] == [True, True, False, True, False, True]
 
 
+#: The program's own pipes: stdout, stderr and the harness's report channel.
+PIPES = ("import os\npipes = [fd for fd in range(3, 64) if os.path.exists(f'/proc/self/fd/{fd}')"
+         " and os.readlink(f'/proc/self/fd/{fd}').startswith('pipe:')]\nassert pipes\n")
 CHEATS = {
     "exits before the tests": "import sys\nsys.exit(0)",
     "prints a pass report": "print('4/4 tests passed')\nprint('[\"x\", \"test\", 0, \"\"]')",
-    "forges the report channel": "import os\nfor i in range(4):\n    os.write(int(os.environ.get('RLKIT_REPORT_FD', 3)), "
-                                 "('[\"guess\", \"test\", %d, \"\"]\\n' % i).encode())",
+    "forges the report channel": PIPES + "for fd in pipes:\n    for i in range(4):\n"
+                                 "        os.write(fd, ('[\"guess\", \"test\", %d, \"\"]\\n' % i).encode())",
+    "floods the report channel": PIPES + "while True:\n    for fd in pipes:\n        os.write(fd, b'x' * 65536)",
     "rewrites assert failures": "import builtins\nbuiltins.AssertionError = type('Nope', (Exception,), {})",
     "loops forever": "while True:\n    pass",
     "fork bomb": "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
