@@ -4,8 +4,9 @@ Commands are taken from the README's code blocks (continuation lines joined, com
 and inline code spans. Each one is, in this order of precedence:
 
 * on SKIP, with the reason it cannot run here (a remote cluster, a file only the reader has);
-* on COMPOSE_ONLY, with the reason: its config is composed and validated (`--cfg job`), since
-  it needs GPUs, more ranks than CI has, Ray or vLLM (their own tests run those paths);
+* on COMPOSE_ONLY, with the reason: its config is composed and validated as written (`--cfg
+  job`; a sweep's every job, as its launcher would compose them), since it needs GPUs, more
+  ranks than CI has, Ray, vLLM or a long sweep (their own tests run those paths);
 * otherwise RUN: run in this process, as `python -m` would, with small step counts appended
   (FAST; later overrides win) and local stand-ins for what it would download (STAND_INS: the
   hub model becomes a random-init tiny Qwen2, hub datasets local copies in their exact schema).
@@ -47,6 +48,15 @@ SKIP = {
         "HellaSwag and MMLU download from the hub; tests/benchmarks run the bridge on local task definitions",
     "python -m rlkit algo=grpo reward=math cluster=split cluster.address=10.0.0.1:6379":
         "connects to a Ray cluster at 10.0.0.1; tests/cluster run against a local one",
+    "python -m rlkit algo=grpo reward=math cluster=split cluster.address=10.0.0.1:6379 backend=fsdp2 "
+    "backend.nproc_per_node=8 cluster.trainer.gpus=1 'cluster.trainer.resources={trainer_node: 1}' cluster.generators=8 "
+    "cluster.generator.gpus=1 'cluster.generator.resources={generator_node: 1}' model.name_or_path=Qwen/Qwen2.5-0.5B-Instruct "
+    "hydra.run.dir=/shared/runs/grpo-1":
+        "GPU machines of a Ray cluster at 10.0.0.1; tests/cluster/test_multinode.py runs placement across two local raylets",
+    "python -m rlkit.sweeps.optuna_trials <sweep dir> --metric eval/pref_accuracy --direction maximize":
+        "<sweep dir> is the reader's finished Optuna sweep; tests/test_optuna_sweep.py runs it on real ones",
+    "python -m rlkit.new plugin NAME: a new plugin package": "a line of the source layout; the next command runs it",
+    "python -m rlkit algo=simpo": "needs the example plugin installed; tests/test_plugin.py installs it and trains algo=simpo",
 }
 COMPOSE_ONLY = {
     "python -m rlkit algo=sft backend=ddp backend.nproc_per_node=8": "8 ranks; tests/backends run ddp with 2",
@@ -73,6 +83,8 @@ COMPOSE_ONLY = {
     "generator.gpu_memory_utilization=0.4 backend=fsdp2 model.dtype=bfloat16": "vLLM sleep mode needs CUDA",
     "python -m rlkit algo=grpo reward=math cluster=split cluster.generators=4 cluster.generator.gpus=1 generator=vllm":
         "GPUs, Ray and vLLM",
+    "python -m rlkit -m +sweep=dpo_optuna model.name_or_path=<sft run>/final hydra/launcher=submitit_slurm":
+        "an Optuna search of 12 trials; tests/test_optuna_sweep.py runs one on the local Slurm",
 }
 #: Appended to every training run (python -m rlkit without -m / --cfg).
 FAST = ["trainer.max_steps=2", "trainer.eval_every=0", "trainer.save_every=0", "trainer.eval_samples=4",
@@ -120,14 +132,14 @@ def test_the_lists_name_only_readme_commands():
 def stand_ins(tmp_path_factory, tiny_model_dir):
     """Local files for what README commands would download or what only the reader has."""
     root = tmp_path_factory.mktemp("readme")
-    qwen = build_family("qwen2", root / "qwen2")
+    qwen = build_family("qwen2", root / "qwen2", max_position_embeddings=32768)  # Qwen2.5-0.5B's context
     rows = root / "my.jsonl"
     rows.write_text("".join(f'{{"prompt": "What is {a}+{a}?", "completion": "{2 * a}", "answer": "{2 * a}"}}\n'
                             for a in range(16)))
     return {
         "paths": {"Qwen/Qwen2.5-0.5B-Instruct": str(qwen), "my.jsonl": str(rows), "outputs/<run>/final": str(tiny_model_dir),
                   "<run>/final": str(tiny_model_dir), "<SFT run>/final": str(tiny_model_dir),
-                  "outputs/<sft run>/final": str(qwen), "openai/gsm8k": str(hub_fixtures.gsm8k(root / "gsm8k"))},
+                  "outputs/<sft run>/final": str(qwen), "<sft run>/final": str(tiny_model_dir), "openai/gsm8k": str(hub_fixtures.gsm8k(root / "gsm8k"))},
         "datasets": {"openai/gsm8k": str(root / "gsm8k"), "HuggingFaceH4/MATH-500": str(hub_fixtures.math500(root / "m500")),
                      "HuggingFaceH4/ultrafeedback_binarized": str(hub_fixtures.ultrafeedback(root / "uf"))},
         "qwen": str(qwen),
@@ -135,8 +147,8 @@ def stand_ins(tmp_path_factory, tiny_model_dir):
     }
 
 
-def as_run(command: str, stand_ins: dict, run_dir: Path, compose) -> tuple[dict[str, str], str, list[str]]:
-    """(environment, module, arguments) of ``command`` with the stand-ins and FAST appended."""
+def as_written(command: str, stand_ins: dict) -> tuple[dict[str, str], str, list[str]]:
+    """(environment, module, arguments) of ``command``, with local stand-ins for its paths."""
     command = command.split(" && ")[0]
     for placeholder, local in stand_ins["paths"].items():
         command = command.replace(placeholder, local)
@@ -146,11 +158,13 @@ def as_run(command: str, stand_ins: dict, run_dir: Path, compose) -> tuple[dict[
         key, value = words.pop(0).split("=", 1)
         env[key] = value
     assert words[:2] == ["python", "-m"], command
-    module, args = words[2], words[3:]
-    if module != "rlkit" and module != "rlkit.evaluate":
-        return env, module, args
-    if "--cfg" in args or "--help" in args:
-        return env, module, args
+    return env, words[2], words[3:]
+
+
+def as_run(module: str, args: list[str], stand_ins: dict, run_dir: Path, compose) -> list[str]:
+    """``args`` with the stand-ins for what the config would download, and FAST appended."""
+    if module not in ("rlkit", "rlkit.evaluate") or "--cfg" in args or "--help" in args:
+        return args
     cfg = compose([a for a in args if not a.startswith("-")])
     extra = [f"hydra.run.dir={run_dir}"]
     if cfg.data.get("name") == "hf" and cfg.data.path in stand_ins["datasets"]:
@@ -163,11 +177,36 @@ def as_run(command: str, stand_ins: dict, run_dir: Path, compose) -> tuple[dict[
         extra += FAST
         if cfg.algo and cfg.algo.name in ("grpo", "ppo") and not cfg.stages:
             extra += FAST_ONLINE
-        elif cfg.stages and not any(a.startswith("algo=") for a in args):
-            pass  # the pipeline: stages set their own algorithms; trainer.* and eval.* apply to all
     else:
         extra += ["eval.samples=4", "eval.max_new_tokens=8"]
-    return env, module, [*args, *extra]
+    return [*args, *extra]
+
+
+def check_sweep_as_written(args: list[str]) -> int:
+    """Compose every job of ``python -m rlkit -m args`` as its launcher would, checking each
+    (Hydra refuses ``--cfg`` with ``-m``); the number of jobs, 0 for a search (Optuna) that
+    picks them as it goes."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    from rlkit.config import register_with_hydra
+    from rlkit.config_check import BASIC_SWEEPER, check_run, check_sweep, sweep_jobs
+
+    register_with_hydra()
+    overrides = [a for a in args if a not in ("-m", "--multirun")]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="rlkit.conf", version_base="1.3"):
+            config = GlobalHydra.instance().config_loader().load_configuration(
+                "config", overrides, run_mode=RunMode.MULTIRUN)
+            if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+                check_run(config)
+                return 0
+            check_sweep(config)
+            return len(sweep_jobs(config))
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def run_module(module: str, args: list[str], env: dict[str, str], monkeypatch) -> int:
@@ -192,9 +231,12 @@ def run_module(module: str, args: list[str], env: dict[str, str], monkeypatch) -
 def test_readme_command(command, stand_ins, compose, tmp_path, monkeypatch, capfd):
     if command in SKIP:
         pytest.skip(SKIP[command])
-    env, module, args = as_run(command, stand_ins, tmp_path / "run", compose)
-    if command in COMPOSE_ONLY:
-        args = [*args, "--cfg", "job"]
+    env, module, args = as_written(command, stand_ins)
+    if command in COMPOSE_ONLY and "-m" in args:
+        jobs = check_sweep_as_written(args)
+        assert jobs != 1, f"{command} is a sweep of one job"
+        return
+    args = [*args, "--cfg", "job"] if command in COMPOSE_ONLY else as_run(module, args, stand_ins, tmp_path / "run", compose)
     monkeypatch.chdir(tmp_path)  # outputs/ and multirun/ of commands without hydra.run.dir
     status = run_module(module, args, env, monkeypatch)
     out, err = capfd.readouterr()
