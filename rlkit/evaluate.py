@@ -1,8 +1,10 @@
-"""Score a model on held-out prompts: greedy accuracy, reward, and unbiased pass@k; or
+"""Score a model on held-out prompts: greedy accuracy, reward, and unbiased pass@k (with
+``env=``: in multi-turn episodes, with success rate, turns and tool use); or
 hand it to an external harness (``harness=lm_eval``, rlkit.benchmarks.lm_eval).
 
     python -m rlkit.evaluate model.name_or_path=outputs/.../final reward=math eval.k=8
     python -m rlkit.evaluate eval=math500 model.name_or_path=outputs/.../final
+    python -m rlkit.evaluate env=calculator data.operations=[*] data.digits=3 model.name_or_path=... eval.k=8
     python -m rlkit.evaluate harness=lm_eval harness.tasks=[hellaswag] model.name_or_path=outputs/.../final
 
 Takes the same config groups as training (model, data, reward, generator); writes
@@ -50,7 +52,16 @@ def evaluate_run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     generator = generator_spec(parts).build(model, tokenizer)
     reward = build_reward(parts["reward"]) if "reward" in parts else None
     sampling = SamplingParams(temperature=run.eval.temperature, top_p=run.eval.top_p)
-    metrics = evaluate_prompts(generator, samples, reward, build_judge(reward), run.eval.max_new_tokens, k=run.eval.k, sampling=sampling)
+    if "env" in parts:
+        from rlkit.environments.evaluation import evaluate_episodes
+        from rlkit.environments.rollout import EpisodeRunner
+
+        runner = EpisodeRunner(parts["env"].build(), generator, tokenizer)
+        metrics = evaluate_episodes(runner, samples, reward, build_judge(reward), run.eval.max_new_tokens,
+                                    k=run.eval.k, sampling=sampling)
+    else:
+        metrics = evaluate_prompts(generator, samples, reward, build_judge(reward), run.eval.max_new_tokens,
+                                   k=run.eval.k, sampling=sampling)
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {"model": run.model.name_or_path, "split": run.eval.split, "prompts": len(samples), **metrics}
     RunOutputs(run_dir).evaluation.write_text(json.dumps(record, indent=2))

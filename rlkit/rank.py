@@ -65,7 +65,8 @@ def train_rank(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
     reward = reward or (build_reward(parts["reward"]) if "reward" in parts else None)
     ctx = TrainContext(policy=policy, tokenizer=tokenizer, backend=backend, trainer=run.trainer, model=run.model,
                        generator=generator_spec(parts).build(policy, tokenizer), reward=reward,
-                       judge=build_judge(reward), samples=samples)
+                       judge=build_judge(reward), samples=samples,
+                       environment=parts["env"].build() if "env" in parts else None)
     algorithm = algo.build(ctx)
 
     if backend.is_main:

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from rlkit.backends.base import Backend
 from rlkit.config import ModelConfig, TrainerConfig
 from rlkit.data.sampler import SampleSource
+from rlkit.environments.base import Environment
 from rlkit.rewards.base import Reward
 from rlkit.types import Sample, SampleKind
 
@@ -54,6 +55,8 @@ class TrainContext:
     #: This rank's training samples: dynamic sampling draws more (``draw``), asynchronous
     #: rollouts look ahead (``upcoming``).
     samples: Optional[SampleSource] = None
+    #: A multi-turn environment (``env=``): rollouts and evaluation run episodes in it.
+    environment: Optional[Environment] = None
 
     def __post_init__(self) -> None:
         if self.judge is None and self.reward is not None and self.reward.judges_correctness:

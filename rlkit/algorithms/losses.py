@@ -417,11 +417,13 @@ def gae(
 ) -> tuple[Tensor, Tensor]:
     """Generalised advantage estimation, ``(advantages, returns)``, each ``[B, T]``.
 
-    Backwards over ``t``, with ``m`` the mask of valid tokens (usually right-padded):
-    ``delta_t = r_t + gamma V_{t+1} m_{t+1} - V_t``,
-    ``A_t = delta_t + gamma lam m_{t+1} A_{t+1}``, ``returns = A + V``.
-    A valid token followed by a masked one is terminal. Both outputs are 0 outside the
-    mask, and rewards and values there are never read.
+    Backwards over the valid tokens ``t`` (mask ``m``), with ``t'`` the next valid token
+    after ``t`` (none: terminal, ``V_{t'} = A_{t'} = 0``):
+    ``delta_t = r_t + gamma V_{t'} - V_t``, ``A_t = delta_t + gamma lam A_{t'}``,
+    ``returns = A + V``. Masked tokens between valid ones (a multi-turn episode's
+    observations) are skipped, so the final reward reaches every earlier turn; for
+    right-padded rows this is the usual recursion. Both outputs are 0 outside the mask,
+    and rewards and values there are never read.
     """
     valid = mask.bool()
     rewards = torch.where(valid, rewards, torch.zeros_like(rewards))
@@ -432,9 +434,9 @@ def gae(
     for t in reversed(range(values.shape[1])):
         delta = rewards[:, t] + gamma * next_value - values[:, t]
         advantages[:, t] = delta + gamma * lam * next_advantage
-        # values are already 0 at padding; zeroing A there too gives the m_{t+1} factors.
-        next_value = values[:, t]
-        next_advantage = torch.where(valid[:, t], advantages[:, t], 0.0)
+        # A masked token passes on the next valid token's value and advantage unchanged.
+        next_value = torch.where(valid[:, t], values[:, t], next_value)
+        next_advantage = torch.where(valid[:, t], advantages[:, t], next_advantage)
     advantages = torch.where(valid, advantages, torch.zeros_like(advantages))
     return advantages, advantages + values
 

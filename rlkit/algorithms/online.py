@@ -3,7 +3,8 @@ statistics, per-token metrics and evaluation.
 
 A subclass states its idea -- advantages and the loss -- and uses:
 
-* :meth:`OnlineAlgorithm.sample` -- ``n`` completions per prompt, scored by the reward;
+* :meth:`OnlineAlgorithm.sample` -- ``n`` completions per prompt, scored by the reward (with
+  ``env=``: ``n`` multi-turn episodes, observation tokens out of the loss mask);
 * :meth:`OnlineAlgorithm.plan` -- ``epochs`` passes over a rollout batch, each split into
   ``minibatches`` optimizer updates (shuffled when there is more than one update);
 * :meth:`OnlineAlgorithm.micro_chunks` -- an update's rows in micro-batches;
@@ -28,6 +29,8 @@ from torch import Tensor
 from rlkit.algorithms.base import Algorithm, TrainContext
 from rlkit.algorithms.rollout import Rollouts, in_chunks, sample_rollouts
 from rlkit.data.collate import TokenBatch, chunks
+from rlkit.environments.evaluation import evaluate_episodes
+from rlkit.environments.rollout import EpisodeRunner
 from rlkit.trainer.evaluation import evaluate_prompts
 from rlkit.types import PromptSample, SampleKind
 
@@ -37,13 +40,15 @@ class OnlineAlgorithm(Algorithm):
 
     def __init__(self, config: Any, ctx: TrainContext):
         super().__init__(config, ctx)
-        if ctx.reward is None:
+        if ctx.reward is None and ctx.environment is None:
             raise ValueError(f"algo={type(self).__name__.lower()} needs a reward: add e.g. reward=math")
+        #: Multi-turn episodes in ``env=`` (None: one completion per rollout).
+        self.episodes = EpisodeRunner(ctx.environment, ctx.generator, ctx.tokenizer) if ctx.environment else None
 
     def sample(self, prompts: Sequence[PromptSample], n: int, truncation_penalty: float = 0.0) -> Rollouts:
-        """``n`` completions of each prompt with their rewards (``truncation_penalty`` added
-        to completions cut at ``max_new_tokens``) and the rollout metrics."""
-        return sample_rollouts(self.ctx, prompts, self.config.sampling.params(n), truncation_penalty)
+        """``n`` completions (with ``env=``: episodes) of each prompt with their rewards
+        (``truncation_penalty`` added to those cut at ``max_new_tokens``) and the rollout metrics."""
+        return sample_rollouts(self.ctx, prompts, self.config.sampling.params(n), truncation_penalty, self.episodes)
 
     def plan(self, num_rows: int, update: Callable[[list[int]], list[Any]]) -> list[list[Any]]:
         """``epochs`` x ``minibatches`` updates, ``update(rows)`` building each one's micro-batches.
@@ -92,5 +97,9 @@ class OnlineAlgorithm(Algorithm):
 
     def evaluate(self, samples: Sequence[PromptSample]) -> dict[str, float]:
         cfg = self.config
+        if self.episodes is not None:
+            return evaluate_episodes(self.episodes, samples, self.ctx.reward, self.ctx.judge,
+                                     self.ctx.trainer.eval_max_new_tokens, k=cfg.eval_k,
+                                     sampling=cfg.sampling.params(cfg.eval_k))
         return evaluate_prompts(self.ctx.generator, samples, self.ctx.reward, self.ctx.judge,
                                 self.ctx.trainer.eval_max_new_tokens, k=cfg.eval_k, sampling=cfg.sampling.params(cfg.eval_k))

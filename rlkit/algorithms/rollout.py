@@ -18,6 +18,7 @@ from torch import Tensor
 from rlkit.algorithms.base import TrainContext
 from rlkit.data.collate import TokenBatch, TokenizedSample, collate
 from rlkit.data.templates import encode_prompt
+from rlkit.environments.rollout import EpisodeRunner, episode_metrics, episode_scores
 from rlkit.rewards.base import Reward
 from rlkit.trainer.evaluation import accuracy
 from rlkit.types import Completion, PromptSample, RewardOutput, SamplingParams
@@ -40,28 +41,41 @@ class Rollouts:
 
 
 def sample_rollouts(
-    ctx: TrainContext, prompts: Sequence[PromptSample], params: SamplingParams, truncation_penalty: float = 0.0
+    ctx: TrainContext, prompts: Sequence[PromptSample], params: SamplingParams, truncation_penalty: float = 0.0,
+    episodes: Optional[EpisodeRunner] = None,
 ) -> Rollouts:
-    """Generate ``params.n`` completions per prompt and score them.
+    """Generate ``params.n`` completions per prompt and score them; with ``episodes``,
+    ``params.n`` multi-turn episodes per prompt in its environment.
 
     ``truncation_penalty`` is added to the reward of completions cut at ``max_new_tokens``.
     """
     start = time.perf_counter()
     # Full weights and no cross-rank communication while each rank decodes its own prompts.
     with ctx.backend.generation_model(ctx.policy):
-        completions = ctx.generator.generate([s.prompt for s in prompts], params)
+        if episodes is not None:
+            played = episodes.run(prompts, params)
+            completions = [e.completion() for e in played]
+        else:
+            completions = ctx.generator.generate([s.prompt for s in prompts], params)
     generated = time.perf_counter()
-    if ctx.samples is not None:
+    if ctx.samples is not None and episodes is None:
         upcoming = ctx.samples.upcoming
         ctx.generator.prefetch(lambda k: [s.prompt for s in upcoming(k)], params)
     samples = [prompts[c.prompt_index] for c in completions]
-    scored = ctx.reward(samples, completions)
+    if episodes is not None:
+        scores, scored = episode_scores(played, ctx.reward)
+        scored = scored or RewardOutput(scores)
+    else:
+        scored = ctx.reward(samples, completions)
+        scores = scored.scores
     scored_at = time.perf_counter()
-    rewards = torch.tensor(scored.scores, dtype=torch.float32)
+    rewards = torch.tensor(scores, dtype=torch.float32)
     truncated = torch.tensor([c.truncated for c in completions])
     rewards = rewards + truncation_penalty * truncated.float()
     batch, generator_logps = layout(ctx.tokenizer, samples, completions)
     metrics = rollout_metrics(samples, completions, scored, rewards, ctx.judge)
+    if episodes is not None:
+        metrics.update(episode_metrics(played))
     metrics.update({"time/generate": generated - start, "time/reward": scored_at - generated})
     metrics.update(ctx.generator.metrics())
     return Rollouts(samples, completions, rewards, batch, generator_logps, metrics)
@@ -75,7 +89,9 @@ def in_chunks(fn: Callable[[TokenBatch], Tensor], batch: TokenBatch, size: int, 
 
 
 def layout(tokenizer, samples: Sequence[PromptSample], completions: Sequence[Completion]) -> tuple[TokenBatch, Tensor]:
-    """Right-padded prompt + completion rows, and the generator's log-probs at the targets."""
+    """Right-padded prompt + completion rows, and the generator's log-probs at the targets.
+
+    Tokens outside a completion's ``loss_mask`` (environment observations) are not targets."""
     prompt_ids = {}
     rows = []
     for sample, completion in zip(samples, completions):
@@ -89,6 +105,9 @@ def layout(tokenizer, samples: Sequence[PromptSample], completions: Sequence[Com
     for row, (tokenized, completion) in enumerate(zip(rows, completions)):
         start = tokenized.prompt_length - 1  # target index t scores input_ids[t + 1]
         logps[row, start : start + len(completion.logprobs)] = torch.tensor(completion.logprobs)
+        if completion.loss_mask is not None:
+            first = tokenized.prompt_length
+            batch.target_mask[row, first : first + len(completion.loss_mask)] &= torch.tensor(completion.loss_mask)
     return batch, logps
 
 

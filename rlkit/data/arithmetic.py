@@ -1,4 +1,10 @@
-"""The built-in synthetic task: multi-digit addition and subtraction with verifiable answers.
+"""The built-in synthetic task: multi-digit addition, subtraction and multiplication with
+verifiable answers.
+
+Multiplication of 3-digit numbers is beyond the built-in tiny model's head arithmetic; with
+``tool_fraction`` > 0 part of the SFT demonstrations call the ``calculator`` environment's
+tool instead (``<calc>347*28</calc>``, then the answer after its result), the task of the
+``sft_grpo_tools`` pipeline.
 
 Deterministic from a seed. Held-out problems never appear in the train split. The same
 problems serve every algorithm: SFT pairs, preference pairs (correct vs wrong answer) and
@@ -12,9 +18,13 @@ import random
 from dataclasses import dataclass, field
 
 from rlkit.data.base import Dataset
+from rlkit.environments.base import OBSERVATION_ROLE
+from rlkit.environments.calculator import CalculatorEnvironment
 from rlkit.types import Message, PreferenceSample, PromptSample, Sample, SampleKind, SFTSample
 
 _log = logging.getLogger(__name__)
+
+OPERATIONS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
 
 @dataclass(frozen=True)
@@ -25,7 +35,7 @@ class Problem:
 
     @property
     def answer(self) -> int:
-        return self.a + self.b if self.op == "+" else self.a - self.b
+        return OPERATIONS[self.op](self.a, self.b)
 
     @property
     def question(self) -> str:
@@ -34,7 +44,7 @@ class Problem:
 
 @dataclass
 class ArithmeticConfig:
-    """Addition and subtraction problems with verifiable answers, made on the fly (the demo's task)."""
+    """Addition, subtraction and multiplication problems with verifiable answers, made on the fly (the demo's task)."""
 
     #: Operands have 1 to ``digits`` digits.
     digits: int = 2
@@ -51,21 +61,30 @@ class ArithmeticConfig:
     #: Share of SFT demonstrations that work the sum out column by column before the
     #: answer ("7+8=15 4+3+1=8 so 85"); the rest state the answer alone.
     worked_fraction: float = 0.0
+    #: Share of SFT problems demonstrated with the calculator tool (env=calculator): a turn
+    #: ``<calc>347*28</calc>``, then, after the tool's message with the result, the answer
+    #: (two samples, one per assistant turn, so the tool's result is never a target).
+    tool_fraction: float = 0.0
 
 
 class ArithmeticTask(Dataset):
-    """The built-in task: addition and subtraction problems as SFT, preference or prompt samples (no download)."""
+    """The built-in task: arithmetic problems as SFT, preference or prompt samples (no download)."""
 
     Config = ArithmeticConfig
 
     def __init__(self, config: ArithmeticConfig):
         if config.digits < 1:
             raise ValueError(f"data.digits must be >= 1, got {config.digits}")
-        unknown = set(config.operations) - {"+", "-"}
+        unknown = set(config.operations) - set(OPERATIONS)
         if unknown or not config.operations:
-            raise ValueError(f"data.operations: unsupported {sorted(unknown)}; choose from '+', '-'")
-        if not 0.0 <= config.worked_fraction <= 1.0:
-            raise ValueError(f"data.worked_fraction must be in [0, 1], got {config.worked_fraction}")
+            raise ValueError(f"data.operations: unsupported {sorted(unknown)}; choose from '+', '-', '*'")
+        for key in ("worked_fraction", "tool_fraction"):
+            if not 0.0 <= getattr(config, key) <= 1.0:
+                raise ValueError(f"data.{key} must be in [0, 1], got {getattr(config, key)}")
+        if config.worked_fraction > 0 and "*" in config.operations:
+            raise ValueError("data.worked_fraction: worked solutions exist for '+' and '-' only, not '*'")
+        if config.tool_fraction > 0 and not config.chat:
+            raise ValueError("data.tool_fraction needs data.chat=true (tool results are chat messages)")
         if not 1 <= config.min_wrong_offset <= config.max_wrong_offset:
             raise ValueError("data: need 1 <= min_wrong_offset <= max_wrong_offset, got "
                              f"{config.min_wrong_offset} and {config.max_wrong_offset}")
@@ -111,6 +130,13 @@ class ArithmeticTask(Dataset):
             return worked_solution(problem, self.config.digits)
         return str(problem.answer)
 
+    def tool_demonstration(self, problem: Problem) -> list[SFTSample]:
+        """The calculator call, and the answer after the tool's result: one sample per assistant turn."""
+        call = CalculatorEnvironment.call(f"{problem.a}{problem.op}{problem.b}")
+        after_call = (*self.prompt(problem), Message("assistant", call), Message(OBSERVATION_ROLE, str(problem.answer)))
+        return [SFTSample(self.prompt(problem), call, str(problem.answer)),
+                SFTSample(after_call, str(problem.answer), str(problem.answer))]
+
     def wrong_answer(self, problem: Problem, rng: random.Random) -> int:
         offset = rng.randint(self.config.min_wrong_offset, self.config.max_wrong_offset)
         return problem.answer + rng.choice((-1, 1)) * offset
@@ -122,7 +148,14 @@ class ArithmeticTask(Dataset):
         kind = SampleKind(kind)
         if kind is SampleKind.SFT:
             rng = random.Random(f"{self.config.seed}-{split}-worked")
-            return [SFTSample(self.prompt(p), self.completion(self.demonstration(p, rng)), str(p.answer)) for p in problems]
+            tools = random.Random(f"{self.config.seed}-{split}-tool")
+            samples: list[Sample] = []
+            for p in problems:
+                if tools.random() < self.config.tool_fraction:
+                    samples += self.tool_demonstration(p)
+                else:
+                    samples.append(SFTSample(self.prompt(p), self.completion(self.demonstration(p, rng)), str(p.answer)))
+            return samples
         if kind is SampleKind.PROMPT:
             return [PromptSample(self.prompt(p), str(p.answer)) for p in problems]
         rng = random.Random(f"{self.config.seed}-{split}-preference")

@@ -34,6 +34,10 @@ from rlkit.schema import Choice, at_least
 from rlkit.types import PromptSample
 
 
+#: The chat role of observation messages unless ``env.observation_role`` says otherwise.
+OBSERVATION_ROLE = "tool"
+
+
 class OnError(Choice):
     """What an episode does when a turn's tool call is bad or the environment raises."""
 
@@ -53,7 +57,7 @@ class EnvironmentConfig:
     #: observation | zero_reward, see rlkit.environments.base.
     on_error: OnError = OnError.observation
     #: The role of observation messages in the chat template.
-    observation_role: str = "tool"
+    observation_role: str = OBSERVATION_ROLE
 
 
 @dataclass

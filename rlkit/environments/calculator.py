@@ -52,6 +52,11 @@ class CalculatorEnvironment(Environment):
     def stop_strings(self) -> tuple[str, ...]:
         return (f"</{self.TOOL}>",)
 
+    @classmethod
+    def call(cls, expression: str) -> str:
+        """The assistant text that calls the tool on ``expression`` (for demonstrations)."""
+        return f"<{cls.TOOL}>{expression}</{cls.TOOL}>"
+
     def step(self, state: Any, assistant_text: str) -> Turn:
         calls = _CALL.findall(assistant_text)
         if not calls:

@@ -27,6 +27,18 @@ class Generator(ABC):
         (all completions of prompt 0 first), each carrying its ``prompt_index``.
         """
 
+    def generate_tokens(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Completion]:
+        """``generate`` for prompts given as token ids, continued exactly as they are (the
+        multi-turn rollout's conversations so far: re-tokenising their text could change
+        the ids the policy is trained on). Generators that cannot take token ids keep this
+        default, and ``env=`` refuses them before training."""
+        raise NotImplementedError(f"{type(self).__name__} cannot continue token-id prompts")
+
+    @property
+    def supports_token_prompts(self) -> bool:
+        """Whether ``generate_tokens`` is implemented (multi-turn environments need it)."""
+        return type(self).generate_tokens is not Generator.generate_tokens
+
     @abstractmethod
     def update_weights(self, state_dict: Mapping[str, "object"]) -> None:
         """Load new policy weights (full, unsharded tensors keyed as in the HF model).

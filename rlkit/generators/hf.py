@@ -52,8 +52,11 @@ class HFGenerator(Generator):
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Completion]:
         # Same ids as the trainer's, so generated log-probs and trainer log-probs line up.
-        encoded = [encode_prompt(self.tokenizer, p) for p in prompts]
-        rows = [i for i in range(len(prompts)) for _ in range(params.n)]
+        return self.generate_tokens([encode_prompt(self.tokenizer, p) for p in prompts], params)
+
+    def generate_tokens(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Completion]:
+        encoded = [list(p) for p in prompts]
+        rows = [i for i in range(len(encoded)) for _ in range(params.n)]
         device = self.model.device
         # Seeding a private generator from the global RNG makes results reproducible under
         # torch.manual_seed on any device, without consuming the CUDA RNG state.

@@ -101,16 +101,19 @@ class VLLMGenerator(Generator):
             self.update_weights(model.state_dict())
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Completion]:
+        from rlkit.data.templates import encode_prompt
+
+        return self.generate_tokens([encode_prompt(self.tokenizer, p) for p in prompts], params)
+
+    def generate_tokens(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Completion]:
         import torch
         from vllm import SamplingParams as VLLMSamplingParams
         from vllm.inputs import TokensPrompt
 
-        from rlkit.data.templates import encode_prompt
-
         self._wake(["weights", "kv_cache"])
         # One seed per prompt; vLLM gives the n samples of a prompt seeds seed + 0..n-1.
         base = int(torch.randint(2**62, (1,)).item())
-        requests = [TokensPrompt(prompt_token_ids=encode_prompt(self.tokenizer, p)) for p in prompts]
+        requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
         sampling = [
             VLLMSamplingParams(
                 n=params.n, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,

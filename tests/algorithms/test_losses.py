@@ -565,11 +565,10 @@ def _gae_loop(rewards, values, mask, gamma, lam):
     advantages = [[0.0] * width for _ in mask]
     returns = [[0.0] * width for _ in mask]
     for b, m in enumerate(mask):
-        next_value, next_adv = 0.0, 0.0  # V_{t+1} m_{t+1} and A_{t+1} m_{t+1}
+        next_value, next_adv = 0.0, 0.0  # V and A of the next valid token (0 after the last)
         for t in reversed(range(width)):
             if not m[t]:
-                next_value, next_adv = 0.0, 0.0
-                continue
+                continue  # masked tokens (padding, a tool's output) are skipped
             delta = rewards[b][t] + gamma * next_value - values[b][t]
             advantages[b][t] = delta + gamma * lam * next_adv
             returns[b][t] = advantages[b][t] + values[b][t]
@@ -582,7 +581,7 @@ def _gae_loop(rewards, values, mask, gamma, lam):
     [
         _ragged_mask([6, 3, 1, 0], 6),
         # Not right-padded: masked prompt before the completion, and a masked hole
-        # (e.g. a tool's output) that ends one segment.
+        # (a tool's output in a multi-turn episode) that the recursion skips.
         torch.tensor([[0, 0, 1, 1, 1, 0], [1, 1, 0, 0, 1, 1]], dtype=torch.bool),
     ],
 )

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from rlkit.data.arithmetic import ArithmeticTask
@@ -77,3 +79,33 @@ def test_one_digit_problems_hold_out_a_quarter_when_eval_size_is_too_large(caplo
     held_out = task.load("eval", SampleKind.PROMPT)
     assert len(held_out) == 50 and "data.eval_size=200 is over half of the 200 distinct 1-digit problems" in caplog.text
     assert not {s.prompt for s in held_out} & {s.prompt for s in task.load("train", SampleKind.PROMPT)}
+
+
+def test_multiplication_and_tool_demonstrations():
+    """tool_fraction of the problems are demonstrated as a calculator call, then the answer
+    after the tool's message; the tool's result is in the prompt, never a target."""
+    from rlkit.environments.calculator import CalculatorConfig, CalculatorEnvironment
+    from rlkit.types import Message
+
+    samples = task(digits=3, operations=["*"], tool_fraction=0.5).load("train", SampleKind.SFT)
+    calls = [s for s in samples if s.completion.startswith("<calc>")]
+    answers_after_tool = [s for s in samples if len(s.prompt) == 3]
+    assert len(calls) == len(answers_after_tool) and 0.4 < len(calls) / (len(samples) - len(calls)) < 0.6
+    env = CalculatorEnvironment(CalculatorConfig())
+    for call, after in zip(calls, answers_after_tool):
+        assert after.prompt[1:] == (Message("assistant", call.completion), Message("tool", call.answer))
+        assert env.step(None, call.completion).observation == after.completion == call.answer
+        a, b = map(int, call.completion.removeprefix("<calc>").removesuffix("</calc>").split("*"))
+        assert a * b == int(call.answer) and call.prompt[0].content == f"What is {a} * {b}?"
+    assert task(digits=3, operations=["*"]).load("train", SampleKind.SFT)[0].completion.isdigit()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"operations": ["/"]}, "choose from '+', '-', '*'"),
+    ({"operations": ["*"], "worked_fraction": 0.5}, "'+' and '-' only"),
+    ({"tool_fraction": 0.5, "chat": False}, "data.tool_fraction needs data.chat=true"),
+    ({"tool_fraction": -0.1}, "data.tool_fraction must be in"),
+])
+def test_bad_multiplication_and_tool_settings_are_named(overrides, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        task(**overrides)
