@@ -255,7 +255,7 @@ class Trainer:
             return
         with self.backend.generation_model(self.policy):
             rows = sample_rows(ctx.generator, self.eval_samples[:count], ctx.reward, ctx.judge,
-                               self.config.eval_max_new_tokens)
+                               self.config.eval_max_new_tokens, episodes=getattr(self.algorithm, "episodes", None))
         if self.backend.is_main:
             for logger in self.loggers:
                 logger.log_samples(rows, self.step)
