@@ -141,7 +141,9 @@ def stand_ins(tmp_path_factory, tiny_model_dir):
                   "<run>/final": str(tiny_model_dir), "<SFT run>/final": str(tiny_model_dir),
                   "outputs/<sft run>/final": str(qwen), "<sft run>/final": str(tiny_model_dir), "openai/gsm8k": str(hub_fixtures.gsm8k(root / "gsm8k"))},
         "datasets": {"openai/gsm8k": str(root / "gsm8k"), "HuggingFaceH4/MATH-500": str(hub_fixtures.math500(root / "m500")),
-                     "HuggingFaceH4/ultrafeedback_binarized": str(hub_fixtures.ultrafeedback(root / "uf"))},
+                     "HuggingFaceH4/ultrafeedback_binarized": str(hub_fixtures.ultrafeedback(root / "uf")),
+                     "google-research-datasets/mbpp": str(hub_fixtures.mbpp(root / "mbpp")),
+                     "openai/openai_humaneval": str(hub_fixtures.humaneval(root / "humaneval"))},
         "qwen": str(qwen),
         "root": root,
     }

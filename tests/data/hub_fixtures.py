@@ -146,6 +146,14 @@ def mbpp_rows() -> list[dict]:
                        "assert similar_elements((1, 2, 3, 4),(5, 4, 3, 7)) == (3, 4)",
                        "assert similar_elements((11, 12, 14, 13),(17, 15, 14, 13)) == (13, 14)"],
          "test_setup_code": "import math", "challenge_test_list": []},
+        {"task_id": 14, "text": "Write a python function to find the volume of a triangular prism.",
+         "code": "def find_Volume(l,b,h) : \r\n    return ((l * b * h) / 2) ",
+         "test_list": ["assert find_Volume(10,8,6) == 240", "assert find_Volume(3,2,2) == 6", "assert find_Volume(1,2,1) == 1"],
+         "test_setup_code": "", "challenge_test_list": []},
+        {"task_id": 17, "text": "Write a function to find the perimeter of a square.",
+         "code": "def square_perimeter(a):\r\n  perimeter=4*a\r\n  return perimeter",
+         "test_list": ["assert square_perimeter(10)==40", "assert square_perimeter(5)==20", "assert square_perimeter(4)==16"],
+         "test_setup_code": "", "challenge_test_list": []},
     ]
 
 

@@ -37,7 +37,7 @@ def test_humaneval_preset_continues_the_code_and_keeps_the_tests(compose, tmp_pa
 def test_mbpp_preset_states_the_task_with_its_asserts(compose, tmp_path):
     data = dataset(compose, ["data=mbpp", f"data.path={hub_fixtures.mbpp(tmp_path / 'mbpp')}"])
     train, held_out = data.load("train", SampleKind.PROMPT), data.load("eval", SampleKind.PROMPT)
-    assert len(train) == 2 and len(held_out) == 1
+    assert len(train) == 4 and len(held_out) == 1
     system, user = train[1].prompt
     assert system.role == "system" and "```python" in system.content
     row = hub_fixtures.mbpp_rows()[1]
