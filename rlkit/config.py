@@ -105,6 +105,9 @@ class ModelConfig:
     attn_implementation: Optional[str] = None
     lora: LoraConfig = field(default_factory=LoraConfig)
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    #: Algorithms other than SFT start the untrained built-in model on the built-in task from
+    #: its cached SFT (rlkit.models.warm_start); false: from the untrained model.
+    warm_start: bool = True
 
 
 @dataclass

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from rlkit.build import resolve_components, select_backend
 from rlkit.config import RunConfig, typed_run_config
+from rlkit.models.warm_start import warm_started
 from rlkit.outputs import RunOutputs
 from rlkit.run_lock import RunDirLock, held_by_parent, held_here, launched_rank
 from rlkit.terminate import received, sigterm_raises
@@ -35,6 +36,10 @@ def train(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
     check_push(run.hub)  # an upload that cannot happen fails now, not after training
     for logger in parts["loggers"].values():
         logger.cls.check(logger.config)  # e.g. an MLflow server that does not answer
+    # The untrained built-in model -> its cached SFT, for algorithms that need a policy that
+    # answers the task (built once, here, before any rank or actor exists).
+    cfg = warm_started(cfg, run, parts["algo"].config)
+    run = typed_run_config(cfg)
     cfg, backend = select_backend(cfg, parts["backend"], run)
     # One writer per run directory: the run's first process locks it before writing there
     # (``python -m rlkit`` already did, in a Hydra callback); ranks it starts inherit it.

@@ -19,6 +19,9 @@ def isolated_env(tmp_path_factory):
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    # Tests start from the model they name; tests/test_headline_commands.py turns the
+    # warm start (rlkit/models/warm_start.py) back on for the commands as a user types them.
+    os.environ["RLKIT_WARM_START"] = "0"
     yield cache
 
 

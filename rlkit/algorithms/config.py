@@ -86,6 +86,9 @@ class PreferenceConfig:
     """Options of every pairwise preference loss (rlkit.algorithms.preference); a loss's
     ``Config`` derives from it."""
 
+    #: Starts from the cached SFT warm start on the untrained built-in model (rlkit.models.warm_start).
+    starts_from_warm_start: ClassVar[bool] = True
+
     #: Tokens per row (prompt + completion + EOS); a longer prompt keeps its end.
     max_length: int = field(default=512, metadata=at_least(2))
     #: Mean instead of sum of the completion tokens' log-probabilities.
@@ -117,6 +120,8 @@ class RMConfig:
     """Reward modelling: a scalar head trained on preference pairs (Bradley-Terry loss)."""
 
     component: ClassVar[str] = "rlkit.algorithms.rm:RewardModelling"
+    #: Starts from the cached SFT warm start on the untrained built-in model (rlkit.models.warm_start).
+    starts_from_warm_start: ClassVar[bool] = True
 
     max_length: int = field(default=512, metadata=at_least(2))
     #: c of the centring term c (r_c + r_r)^2, which keeps rewards near zero (0: off).
@@ -143,6 +148,8 @@ class GRPOConfig:
     """GRPO and relatives (Dr. GRPO, DAPO, GSPO, RLOO): group-relative advantages, clipped policy loss."""
 
     component: ClassVar[str] = "rlkit.algorithms.grpo:GRPO"
+    #: Starts from the cached SFT warm start on the untrained built-in model (rlkit.models.warm_start).
+    starts_from_warm_start: ClassVar[bool] = True
 
     #: Completions per prompt (>= 2: advantages are relative to the group).
     group_size: int = field(default=8, metadata=at_least(2))
@@ -188,6 +195,8 @@ class PPOConfig:
     """PPO with a value model: GAE advantages, clipped policy and value losses."""
 
     component: ClassVar[str] = "rlkit.algorithms.ppo:PPO"
+    #: Starts from the cached SFT warm start on the untrained built-in model (rlkit.models.warm_start).
+    starts_from_warm_start: ClassVar[bool] = True
 
     #: Completions per prompt (1 is classic PPO; more gives more data per prompt).
     samples_per_prompt: int = field(default=4, metadata=at_least(1))

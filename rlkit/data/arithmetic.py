@@ -55,9 +55,10 @@ class ArithmeticConfig:
     #: Chat messages (rendered by the chat template) or raw "Q: ... A:" text prompts.
     chat: bool = True
     #: Preference pairs: the wrong answer is off by min_wrong_offset..max_wrong_offset
-    #: (small offsets = hard pairs; large ones can be told apart by magnitude alone).
-    min_wrong_offset: int = 1
-    max_wrong_offset: int = 10
+    #: (small offsets = hard pairs; large ones can be told apart by magnitude alone). Off by
+    #: 10 or more, its tens digit is wrong: what the tiny model's warm start can tell.
+    min_wrong_offset: int = 10
+    max_wrong_offset: int = 20
     #: Share of SFT demonstrations that work the sum out column by column before the
     #: answer ("7+8=15 4+3+1=8 so 85"); the rest state the answer alone.
     worked_fraction: float = 0.0

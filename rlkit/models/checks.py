@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from rlkit.config import ModelConfig, TrainerConfig
-from rlkit.models.tiny import BUILTIN_PREFIX
+from rlkit.models.tiny import is_builtin
 
 #: config.json keys that hold a model's context length, by family.
 _CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
@@ -51,8 +51,9 @@ def check_context_length(model: ModelConfig, path: str, algo: Mapping[str, Any])
 
 
 def tiny_defaults_warning(model: ModelConfig, trainer: TrainerConfig) -> str | None:
-    """One line when a real model (not ``builtin:``) trains with the demo's tiny-model settings."""
-    if model.name_or_path.startswith(BUILTIN_PREFIX):
+    """One line when a real model (not ``builtin:`` or its warm start) trains with the demo's
+    tiny-model settings."""
+    if is_builtin(model.name_or_path):
         return None
     kept = [f"trainer.{key}={getattr(trainer, key)} (real models: {advice})"
             for key, (is_tiny, advice) in _TINY_SCALE.items() if is_tiny(getattr(trainer, key))]

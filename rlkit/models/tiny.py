@@ -92,6 +92,14 @@ def cache_root() -> Path:
     return Path(os.environ.get("RLKIT_CACHE", Path.home() / ".cache" / "rlkit"))
 
 
+def is_builtin(name_or_path: str) -> bool:
+    """A built-in model: ``builtin:...``, or a model rlkit trained into its cache from one
+    (the warm start, rlkit.models.warm_start)."""
+    if name_or_path.startswith(BUILTIN_PREFIX):
+        return True
+    return Path(name_or_path).resolve().is_relative_to((cache_root() / "models").resolve())
+
+
 def materialize(name: str, config: TinyModelConfig) -> Path:
     """Directory holding the saved built-in model ``name`` (``builtin:tiny``), created once.
 
