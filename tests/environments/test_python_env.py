@@ -78,3 +78,31 @@ def test_humaneval_turns_continue_the_prompt_or_restate_the_function(env):
 def test_a_sample_without_unit_tests_is_refused_at_the_start(env):
     with pytest.raises(ValueError, match="the sample has no unit tests.*keep those columns with data.metadata"):
         env.start(PromptSample("What is 2 + 2?", answer="4"))
+
+
+def test_the_rollout_feeds_the_test_report_back_as_masked_observations(env, tiny):
+    """Real episodes: the built-in tiny model's turns (cut at any letter or digit: short) run
+    in the sandbox, and each report comes back as a tool message the loss does not score."""
+    import string
+
+    import torch
+
+    from rlkit.environments.rollout import EpisodeRunner, episode_scores
+    from rlkit.generators.config import HFGeneratorConfig
+    from rlkit.generators.hf import HFGenerator
+    from rlkit.types import SamplingParams
+
+    model, tokenizer = tiny
+    # Room for a report in the tiny model's 512 positions (its vocabulary spells most text byte by byte).
+    env = PythonEnvironment(replace(env.config, max_turns=2, max_tokens=400, max_failures_shown=1))
+    runner = EpisodeRunner(env, HFGenerator(HFGeneratorConfig(), model, tokenizer), tokenizer)
+    torch.manual_seed(0)
+    episodes = runner.run([mbpp_sample()], SamplingParams(max_new_tokens=8, n=3, stop=tuple(string.ascii_letters + string.digits)))
+    answered = [e for e in episodes if e.tool_calls]
+    assert answered, [e.messages for e in episodes]
+    for episode in answered:
+        reports = [m.content for m in episode.messages if m.role == env.config.observation_role]
+        assert reports and len(reports) <= episode.tool_calls <= episode.turns
+        assert all(r.startswith("0/3 tests passed.") for r in reports)
+        assert not all(episode.loss_mask) and any(episode.loss_mask)
+    assert episode_scores(episodes)[0] == [0.0] * len(episodes)
