@@ -3,6 +3,8 @@ completions, and the unit tests kept with each prompt sample (data.metadata)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from rlkit.config import component_config
@@ -48,11 +50,10 @@ def test_mbpp_preset_states_the_task_with_its_asserts(compose, tmp_path):
 
 def test_a_missing_metadata_or_template_column_names_the_key_and_the_row(compose, tmp_path):
     repo = hub_fixtures.mbpp(tmp_path / "mbpp")
+    cls, config = component_config("data", compose(["algo=sft", "data=mbpp", f"data.path={repo}"]).data, "datasets")
     with pytest.raises(DataError, match=r"row 1.*data.metadata: column 'tests' not found; columns: .*test_list"):
-        dataset(compose, ["data=mbpp", f"data.path={repo}", "data.metadata=[tests]"]).load("train", SampleKind.PROMPT)
+        cls(replace(config, metadata=["tests"])).load("train", SampleKind.PROMPT)
     with pytest.raises(DataError, match=r"row 1.*data.prompt_template: column 'question' not found"):
-        dataset(compose, ["data=mbpp", f"data.path={repo}", "data.prompt_template='{question}'"]).load(
-            "train", SampleKind.PROMPT)
+        cls(replace(config, prompt_template="{question}")).load("train", SampleKind.PROMPT)
     with pytest.raises(ValueError, match=r"data.prompt_template 'no fields': needs \{column\} fields"):
-        dataset(compose, ["data=mbpp", f"data.path={repo}", "data.prompt_template='no fields'"]).load(
-            "train", SampleKind.PROMPT)
+        cls(replace(config, prompt_template="no fields")).load("train", SampleKind.PROMPT)
