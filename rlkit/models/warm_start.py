@@ -60,13 +60,15 @@ RECIPE = WarmStartRecipe()
 
 def applies(run: RunConfig, algo_config: Any) -> bool:
     """Whether this run starts from the warm start: the algorithm wants one, the model is the
-    untrained built-in one, the data is the built-in task, and ``model.warm_start`` is on."""
+    untrained built-in one, the data is the built-in single-turn task, and ``model.warm_start``
+    is on."""
     return (
         run.model.warm_start
         and os.environ.get(ENV_SWITCH, "1") != "0"
         and getattr(algo_config, "starts_from_warm_start", False)
         and run.model.name_or_path == f"{BUILTIN_PREFIX}tiny"
         and run.data.get("name") == "arithmetic"
+        and run.env is None  # a multi-turn environment is another task (e.g. tool calls)
     )
 
 

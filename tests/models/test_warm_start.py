@@ -38,6 +38,7 @@ def test_applies_to_the_untrained_builtin_model_on_the_builtin_task(compose, war
     ["algo=dpo", "model.warm_start=false"],              # turned off
     ["algo=dpo", "model.name_or_path=/some/model"],      # the user's own model
     ["algo=dpo", "data=files", "data.train=a.jsonl"],    # the user's own data
+    ["algo=grpo", "env=calculator"],                     # a multi-turn task
 ])
 def test_does_not_apply(compose, warm_start_on, overrides):
     assert not _applies(compose, [*overrides, "pipeline=none"])
