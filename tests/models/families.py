@@ -92,8 +92,10 @@ def _corpus() -> list[str]:
     return lines * 3
 
 
-def build_family(name: str, directory: Path, max_position_embeddings: int = 512, vocab_size: int = 400) -> Path:
-    """Save a random-init tiny ``name`` model and its tokenizer in ``directory``."""
+def build_family(name: str, directory: Path, max_position_embeddings: int = 512, vocab_size: int = 400,
+                 **config_overrides) -> Path:
+    """Save a random-init tiny ``name`` model and its tokenizer in ``directory`` (``config_overrides``
+    replace fields of the family's model config)."""
     import torch
     import transformers
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -119,11 +121,11 @@ def build_family(name: str, directory: Path, max_position_embeddings: int = 512,
         tokenizer_object=bpe, bos_token=bos, eos_token=eos, pad_token=pad, chat_template=family.chat_template,
         additional_special_tokens=[t for t in specials if t not in (bos, eos, pad)], model_max_length=max_position_embeddings)
     config_class = getattr(transformers, family.config_class)
-    config = config_class(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_position_embeddings,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, **family.config)
+    config = config_class(**{
+        "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": max_position_embeddings,
+        "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id, **family.config, **config_overrides})
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(config)
