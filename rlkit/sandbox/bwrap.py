@@ -31,6 +31,7 @@ import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ INSTALL_HINT = "install it with `apt-get install -y bubblewrap` (Debian/Ubuntu; 
 
 #: Top-level directories that are symlinks into /usr on merged-/usr systems (bound otherwise).
 _SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+#: Interpreters tried, in order, when ``sandbox.python`` is null.
+SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
 #: Where the program's files and working directory are, inside the sandbox.
 WORKDIR = "/tmp"
 #: Bytes the report channel may carry (a harness's results); past them the sandbox is killed.
@@ -70,9 +73,10 @@ class SandboxConfig:
     tmp_size_mb: int = field(default=64, metadata=at_least(1))
     #: Open files per process (RLIMIT_NOFILE).
     max_open_files: int = field(default=256, metadata=at_least(16))
-    #: The interpreter that runs Python programs. It must be readable by the sandbox's user:
-    #: the system's Python, not one under a private home (e.g. ~/.pyenv when running as root).
-    python: str = "/usr/bin/python3"
+    #: The interpreter that runs Python programs; null: the first of ``SYSTEM_PYTHONS`` that
+    #: exists, else this interpreter. It must be readable by the sandbox's user: a system
+    #: Python, not one under a private home (e.g. ~/.pyenv when rlkit runs as root).
+    python: Optional[str] = None
     #: More host paths visible read-only inside, at the same place (e.g. a venv's site-packages).
     ro_binds: list[str] = field(default_factory=list)
     #: The host user (uid = gid) the sandbox runs as when rlkit runs as root.
@@ -156,10 +160,11 @@ class Sandbox:
             raise SandboxUnavailable(
                 "sandbox: `prlimit` not found on PATH; install it with `apt-get install -y util-linux`"
             )
-        if not os.path.isfile(config.python):
-            raise SandboxUnavailable(f"sandbox.python: {config.python!r} is not a file; name an installed Python")
+        python = config.python or next((p for p in SYSTEM_PYTHONS if os.path.isfile(p)), sys.executable)
+        if not os.path.isfile(python):
+            raise SandboxUnavailable(f"sandbox.python: {python!r} is not a file; name an installed Python")
         #: The interpreter by its real path: a symlink's own location (a venv) is not inside.
-        self.python = os.path.realpath(config.python)
+        self.python = os.path.realpath(python)
         self._base_args = self._sandbox_args()
         self._check_works()
 
@@ -168,7 +173,7 @@ class Sandbox:
     def run_python(
         self, source: str, files: Mapping[str, FileContents] | None = None, report: bool = False
     ) -> Execution:
-        """Run ``source`` as ``/tmp/main.py`` with ``config.python`` (isolated mode, ``-I``)."""
+        """Run ``source`` as ``/tmp/main.py`` with the sandbox's Python (isolated mode, ``-I``)."""
         return self.run([self.python, "-I", "main.py"], {**(files or {}), "main.py": source}, report)
 
     def run(

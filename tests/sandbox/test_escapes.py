@@ -129,8 +129,9 @@ def test_a_fork_bomb_is_capped_and_killed_with_all_its_processes(sandbox):
                 pass
     """)
     started = time.monotonic()
-    result = sandbox.run([sandbox.config.python, "-I", marker], {marker: source})
-    assert result.status is Status.timeout and time.monotonic() - started < WALL_TIME_S + 2
+    result = sandbox.run([sandbox.python, "-I", marker], {marker: source})
+    # Killed at the wall time, or sooner when the first process used up its CPU time (many cores).
+    assert result.status in (Status.timeout, Status.cpu_time) and time.monotonic() - started < WALL_TIME_S + 2
     time.sleep(0.2)
     assert _sandbox_processes(marker) == []  # the PID namespace died with the sandbox
 
@@ -176,11 +177,12 @@ def test_the_process_limit_holds_per_sandbox_not_per_host_user(sandbox):
 
 
 def test_an_infinite_loop_is_stopped_by_the_cpu_limit_and_a_sleeper_by_the_wall_time(sandbox):
-    spin = sandbox.run_python("while True:\n    pass\n")
+    patient = Sandbox(replace(sandbox.config, wall_time_s=60.0))  # on a busy machine 1 CPU second takes longer
+    spin = patient.run_python("while True:\n    pass\n")
     assert spin.status is Status.cpu_time and spin.exit_code is None
     quick = Sandbox(replace(sandbox.config, wall_time_s=1.0))
     sleep = quick.run_python("import time\ntime.sleep(3600)\n")
-    assert sleep.status is Status.timeout and 1.0 <= sleep.duration_s < 2.0
+    assert sleep.status is Status.timeout and 1.0 <= sleep.duration_s < 3.0
 
 
 def test_a_memory_hog_gets_memory_error_at_the_limit(sandbox):
@@ -203,7 +205,7 @@ def test_huge_output_is_truncated_and_the_program_killed(sandbox):
     result = sandbox.run_python("while True:\n    print('x' * 1000)\n")
     assert result.status is Status.output_limit and result.truncated
     assert len(result.stdout) + len(result.stderr) == sandbox.config.max_output_bytes
-    assert result.duration_s < 1.5
+    assert result.duration_s < WALL_TIME_S
 
 
 def test_killing_the_parent_or_the_host_processes_kills_only_the_sandbox(sandbox):
