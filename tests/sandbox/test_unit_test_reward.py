@@ -125,3 +125,11 @@ def test_a_missing_sandbox_stops_the_run_before_training(resolved):
     config = replace(resolved.config, sandbox=replace(resolved.config.sandbox, bwrap="no-bwrap-here"))
     with pytest.raises(SandboxUnavailable, match=r"bubblewrap \('no-bwrap-here'\) not found.*apt-get install -y bubblewrap"):
         resolved.cls(config)
+
+
+def test_sandbox_limits_are_checked_while_composing():
+    from rlkit.api import compose_dict
+    from rlkit.config import check_config
+
+    with pytest.raises(Exception, match=r"reward.sandbox.cpu_time_s must be >= 1, got 0"):
+        check_config(compose_dict(["algo=grpo", "reward=python", "reward.sandbox.cpu_time_s=0"]))
