@@ -90,7 +90,7 @@ def rlkit_overrides(work: Workload, run_dir: Path) -> list[str]:
     return common + [
         "reward=math", "reward.symbolic=false", f"algo.group_size={GROUP}", f"algo.kl_beta={work.kl_beta}",
         f"algo.sampling.max_new_tokens={NEW_TOKENS}", f"trainer.micro_batch_size={PROMPTS * GROUP}",
-        f"generator.batch_size={PROMPTS * GROUP}",
+        "generator=hf", f"generator.batch_size={PROMPTS * GROUP}",
     ]
 
 
@@ -105,9 +105,9 @@ def composed(overrides: list[str]):
 
 
 class Counter:
-    """Counts the tokens every forward pass of the decoder stack sees (patched into the
-    backbone's class, so both frameworks are counted by the same code; TRL's fused LM head
-    bypasses the causal-LM class's forward)."""
+    """Counts the tokens every forward pass of the decoder stack sees while installed (a
+    context manager that patches the backbone's class, so both frameworks are counted by
+    the same code; TRL's fused LM head bypasses the causal-LM class's forward)."""
 
     def __init__(self, pad_token_id: int):
         self.pad = pad_token_id
@@ -115,14 +115,14 @@ class Counter:
         self.active = True
         self.train_real = self.train_padded = self.nograd_real = 0
 
-    def install(self) -> None:
+    def __enter__(self) -> "Counter":
+        import torch
         from transformers import LlamaModel
 
-        original, counter = LlamaModel.forward, self
+        self._original = original = LlamaModel.forward
+        counter = self
 
         def forward(model, input_ids=None, *args, **kwargs):
-            import torch
-
             if input_ids is not None and counter.active:
                 mask = kwargs.get("attention_mask")
                 if torch.is_grad_enabled():
@@ -135,6 +135,15 @@ class Counter:
             return original(model, input_ids, *args, **kwargs)
 
         LlamaModel.forward = forward
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from transformers import LlamaModel
+
+        LlamaModel.forward = self._original
+
+    def totals(self) -> dict:
+        return {"train_real": self.train_real, "train_padded": self.train_padded, "nograd_real": self.nograd_real}
 
 
 def model_dir(size: str) -> Path:
@@ -148,32 +157,31 @@ def model_dir(size: str) -> Path:
 # ------------------------------------------------------------------ workers (fresh processes)
 
 
-def run_rlkit(work: Workload, run_dir: Path, counter_factory=Counter) -> dict:
+def run_rlkit(work: Workload, run_dir: Path) -> dict:
+    """Train ``work`` with rlkit; the end time of every optimizer step and the token counts."""
     from transformers import AutoTokenizer
 
     from rlkit.launch import train
     from rlkit.trainer.loop import Trainer
 
-    counter = counter_factory(AutoTokenizer.from_pretrained(model_dir(work.size)).pad_token_id)
-    counter.install()
-    counter.active = False
     ends: list[float] = []
     original = Trainer.train_step
-
-    def timed_step(self):
-        counter.active = True
-        metrics = original(self)
+    with Counter(AutoTokenizer.from_pretrained(model_dir(work.size)).pad_token_id) as counter:
         counter.active = False
-        ends.append(time.perf_counter())
-        return metrics
 
-    Trainer.train_step = timed_step
-    try:
-        train(composed(rlkit_overrides(work, run_dir)), run_dir)
-    finally:
-        Trainer.train_step = original
-    return {"ends": ends, "train_real": counter.train_real, "train_padded": counter.train_padded,
-            "nograd_real": counter.nograd_real}
+        def timed_step(self):
+            counter.active = True
+            metrics = original(self)
+            counter.active = False
+            ends.append(time.perf_counter())
+            return metrics
+
+        Trainer.train_step = timed_step
+        try:
+            train(composed(rlkit_overrides(work, run_dir)), run_dir)
+        finally:
+            Trainer.train_step = original
+    return {"ends": ends, **counter.totals()}
 
 
 def rows_in_rlkit_order(work: Workload, tokenizer) -> list[dict]:
@@ -213,8 +221,6 @@ def run_trl(work: Workload, run_dir: Path) -> dict:
 
     path = model_dir(work.size)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    counter = Counter(tokenizer.pad_token_id)
-    counter.install()
     torch.manual_seed(SEED)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     dataset = Dataset.from_list(rows_in_rlkit_order(work, tokenizer))
@@ -255,9 +261,9 @@ def run_trl(work: Workload, run_dir: Path) -> dict:
         trainer = in_order(trl.GRPOTrainer)(model=model, args=args, train_dataset=dataset,
                                             processing_class=tokenizer, reward_funcs=math_reward)
     trainer.add_callback(StepEnds())
-    trainer.train()
-    return {"ends": ends, "train_real": counter.train_real, "train_padded": counter.train_padded,
-            "nograd_real": counter.nograd_real}
+    with Counter(tokenizer.pad_token_id) as counter:
+        trainer.train()
+    return {"ends": ends, **counter.totals()}
 
 
 def worker(args: argparse.Namespace) -> None:
