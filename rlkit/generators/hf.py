@@ -132,6 +132,9 @@ class HFGenerator(Generator):
         logprobs = torch.zeros((batch, steps), dtype=torch.float32, device=device)
         lengths = torch.zeros(batch, dtype=torch.long, device=device)
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
+        # Rows still decoded (indices into the batch); ``logits``, ``mask``, ``next_position``
+        # and the cache hold these rows only.
+        live = torch.arange(batch, device=device)
         eos = torch.tensor(self._eos, device=device)
         stops = _StopChecker(self.tokenizer, params.stop, batch) if params.stop else None
         stopped: set[int] = set()
@@ -139,18 +142,27 @@ class HFGenerator(Generator):
         for t in range(steps):
             used = t + 1
             token, logprob = _sample(logits, params, rng)
-            # Finished rows stay in the batch (cheaper than reshaping the cache) and are fed pad.
-            token = token.masked_fill(finished, self._pad)
-            tokens[:, t], logprobs[:, t] = token, logprob
-            lengths += ~finished
-            finished |= torch.isin(token, eos)
+            # Finished rows still live are fed pad until the next compaction.
+            done = finished[live]
+            token = token.masked_fill(done, self._pad)
+            tokens[live, t], logprobs[live, t] = token, logprob
+            lengths[live] += ~done
+            finished[live] = done | torch.isin(token, eos)
             if stops is not None:
-                hits = stops.update(token.tolist(), finished.tolist())
+                hits = stops.update(tokens[:, t].tolist(), finished.tolist())
                 if hits:
                     finished[hits] = True
                     stopped.update(hits)
             if used == steps or bool(finished.all()):
                 break
+            done = finished[live]
+            if 2 * int(done.sum()) >= len(live):
+                # Half the rows have finished: drop them (cache included) rather than
+                # decode pad for them until the longest row ends; it happens at most
+                # log2(batch) times.
+                keep = (~done).nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                live, token, mask, next_position = live[keep], token[keep], mask[keep], next_position[keep]
             logits = self.model(
                 input_ids=token[:, None],
                 attention_mask=mask[:, : width + t + 1],

@@ -162,6 +162,29 @@ def test_eos_is_kept_in_tokens_but_not_in_text(model, tokenizer):
         assert c.text == tokenizer.decode(c.token_ids[:-1], skip_special_tokens=True)
 
 
+def test_rows_dropped_once_finished_decode_as_in_a_batch_of_their_own(model, tokenizer):
+    """Once half the decoded rows have ended they leave the batch (and the KV cache); the
+    rows left go on exactly as they would alone."""
+    params = SamplingParams(temperature=0.0, max_new_tokens=16)
+    free = make_generator(model, tokenizer).generate(PROMPTS, params)
+    # End rows early at different steps: declare tokens that greedy decoding emits as EOS.
+    eos_model = make_model(tokenizer, seed=0)
+    eos_model.generation_config.eos_token_id = [tokenizer.eos_token_id, free[0].token_ids[1], free[1].token_ids[3]]
+    together = make_generator(eos_model, tokenizer).generate(PROMPTS, params)
+    alone = [make_generator(eos_model, tokenizer).generate([p], params)[0] for p in PROMPTS]
+    lengths = sorted(len(c.token_ids) for c in together)
+    assert lengths[0] < lengths[-1] and 2 * sum(n < lengths[-1] for n in lengths) >= len(lengths)
+    for a, b in zip(together, alone):
+        assert a.token_ids == b.token_ids and a.truncated == b.truncated
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+    # Sampled rows too: their log-probs are those of the trainer's forward pass.
+    torch.manual_seed(6)
+    for c in make_generator(eos_model, tokenizer).generate(PROMPTS, SamplingParams(max_new_tokens=12, n=4)):
+        prompt_ids = tokenizer(PROMPTS[c.prompt_index])["input_ids"]
+        _, expected = trainer_logprobs(eos_model, prompt_ids, c.token_ids, temperature=1.0)
+        torch.testing.assert_close(torch.tensor(c.logprobs), expected, atol=1e-4, rtol=0)
+
+
 def test_n_completions_per_prompt_in_order(model, tokenizer):
     torch.manual_seed(4)
     prompts = PROMPTS[:2] + [(Message("user", "hi"),)]
