@@ -255,11 +255,12 @@ def run_trl(work: Workload, run_dir: Path) -> dict:
         def math_reward(completions, answer, **kwargs):
             return [float(answers_match(extract_answer(c) or "", a, symbolic=False)) for c, a in zip(completions, answer)]
 
+        # TRL's own sampler repeats each prompt for its group; unshuffled, it keeps rlkit's order.
         args = trl.GRPOConfig(**common, per_device_train_batch_size=PROMPTS * GROUP, num_generations=GROUP,
                               max_completion_length=NEW_TOKENS, beta=work.kl_beta, temperature=1.0, top_p=1.0,
-                              generation_batch_size=PROMPTS * GROUP)
-        trainer = in_order(trl.GRPOTrainer)(model=model, args=args, train_dataset=dataset,
-                                            processing_class=tokenizer, reward_funcs=math_reward)
+                              generation_batch_size=PROMPTS * GROUP, shuffle_dataset=False)
+        trainer = trl.GRPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                                  reward_funcs=math_reward)
     trainer.add_callback(StepEnds())
     with Counter(tokenizer.pad_token_id) as counter:
         trainer.train()
@@ -329,6 +330,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12, help="optimizer steps per run (GRPO: half)")
     parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the timing")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--peak", type=float, default=0.0, help="matmul peak in GFLOP/s (0: measure it)")
     parser.add_argument("--worker", choices=["rlkit", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--workload", choices=WORKLOADS, help=argparse.SUPPRESS)
     parser.add_argument("--size", choices=sorted(SIZES), help=argparse.SUPPRESS)
@@ -337,15 +339,15 @@ def main() -> None:
     if args.worker:
         return worker(args)
 
-    peak = matmul_peak(args.threads)
-    print(f"matmul peak: {peak:.0f} GFLOP/s (fp32, {args.threads} threads); {args.reps} repetitions, "
+    peak = args.peak or matmul_peak(args.threads)
+    print(f"matmul peak: {peak:.0f} GFLOP/s (fp32, {args.threads} threads{', given' if args.peak else ''}); {args.reps} repetitions, "
           f"ratio = TRL step time / rlkit step time (paired per repetition), median [min-max]", flush=True)
     header = (f"{'work':<8} {'size':<7} {'rlkit ms':>9} {'TRL ms':>9} {'ratio':>18} {'rlkit peak%':>11} "
               f"{'TRL peak%':>9}  tokens/step rlkit train real/padded, no-grad | TRL same")
     print(header, flush=True)
-    for size in args.sizes:
-        params = matmul_params(size)
-        for name in args.workloads:
+    params = {size: matmul_params(size) for size in args.sizes}
+    for name in args.workloads:
+        for size in args.sizes:
             steps = args.steps // 2 if name.startswith("grpo") else args.steps
             work = Workload(name, size, steps + args.warmup)
             medians = {"rlkit": [], "trl": []}
@@ -357,10 +359,12 @@ def main() -> None:
                     n = len(result["ends"])
                     tokens[framework] = [result[k] / n for k in ("train_real", "train_padded", "nograd_real")]
             ratios = [t / r for r, t in zip(medians["rlkit"], medians["trl"])]
+            print(f"  {name} {size}: per repetition rlkit/TRL ms " + ", ".join(
+                f"{1000 * r:.0f}/{1000 * t:.0f}" for r, t in zip(medians["rlkit"], medians["trl"])), flush=True)
 
             def percent(framework: str) -> float:
                 train, _, nograd = tokens[framework]
-                flops = 6 * params * train + 2 * params * nograd
+                flops = (6 * train + 2 * nograd) * params[size]
                 return 100 * flops / statistics.median(medians[framework]) / (peak * 1e9)
 
             counts = " | ".join(f"{a:.0f}/{b:.0f}, {c:.0f}" for a, b, c in (tokens["rlkit"], tokens["trl"]))
