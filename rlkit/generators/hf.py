@@ -141,7 +141,7 @@ class HFGenerator(Generator):
         used = 0
         for t in range(steps):
             used = t + 1
-            token, logprob = _sample(logits, params, rng)
+            token, logprob = _sample(logits, params, rng, rows=(live, batch))
             # Finished rows still live are fed pad until the next compaction.
             done = finished[live]
             token = token.masked_fill(done, self._pad)
@@ -189,9 +189,14 @@ class HFGenerator(Generator):
 
 
 def _sample(
-    logits: torch.Tensor, params: SamplingParams, rng: torch.Generator
+    logits: torch.Tensor, params: SamplingParams, rng: torch.Generator,
+    rows: tuple[torch.Tensor, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Next tokens for a (batch, vocab) logits tensor, with their log-probs.
+
+    ``rows`` = ``(indices, batch)``: the logits are these rows of a batch of that size.
+    The random draw is then the whole batch's, so a row samples the same token whichever
+    other rows are still decoded.
 
     The log-prob is log_softmax(logits / temperature) at the chosen token (temperature
     1 for greedy), taken before top-k/top-p truncation: that is what the trainer
@@ -207,7 +212,11 @@ def _sample(
         # Exponential race: argmax(p / E) with E ~ Exp(1) samples from p, unnormalised p
         # included; cheaper than softmax + torch.multinomial, notably on CPU.
         weights = _truncate(logprobs, params.top_k, params.top_p).exp()
-        noise = torch.empty_like(weights).exponential_(generator=rng)
+        if rows is None:
+            noise = torch.empty_like(weights).exponential_(generator=rng)
+        else:
+            indices, batch = rows
+            noise = weights.new_empty((batch, weights.shape[-1])).exponential_(generator=rng)[indices]
         token = (weights / noise).argmax(-1)
     return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
 
