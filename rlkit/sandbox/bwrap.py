@@ -212,9 +212,8 @@ class Sandbox:
             pipes.close_child_ends()
             outcome = _collect(process, pipes.report_read, started + c.wall_time_s, c.max_output_bytes)
             duration = time.monotonic() - started
-            status_lines = os.read(pipes.status_read, 65536).decode().splitlines()
+            statuses = _read_statuses(pipes.status_read)
         stdout, stderr, report_text, why_killed = outcome
-        statuses = [json.loads(line) for line in status_lines if line.strip()]
         if why_killed is None and not any("exit-code" in s for s in statuses):  # bwrap's own failure
             raise SandboxError(f"sandbox: bwrap could not start the program: {stderr.decode(errors='replace').strip()}")
         exit_code = next((s["exit-code"] for s in statuses if "exit-code" in s), process.returncode)
@@ -356,6 +355,27 @@ def _collect(
         stdout = stdout[:max_output]
         stderr = stderr[: max_output - len(stdout)]
     return stdout, stderr, bytes(buffers["report"]), why_killed
+
+
+def _read_statuses(fd: int) -> list[dict]:
+    """bwrap's JSON status documents written so far (never blocks: a sandbox killed before
+    it reported, or whose last process is still dying, has written what it has)."""
+    os.set_blocking(fd, False)
+    data = b""
+    try:
+        while chunk := os.read(fd, 65536):
+            data += chunk
+    except BlockingIOError:
+        pass
+    statuses = []
+    for line in data.decode(errors="replace").splitlines():
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(document, dict):
+            statuses.append(document)
+    return statuses
 
 
 def _kill(process: subprocess.Popen) -> None:
