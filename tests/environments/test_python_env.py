@@ -18,8 +18,8 @@ SIMILAR = hub_fixtures.mbpp_rows()[1]  # similar_elements: 3 asserts
 
 @pytest.fixture(scope="module")
 def env() -> PythonEnvironment:
-    """env=python as `python -m rlkit ... env=python env.sandbox.wall_time_s=2` builds it."""
-    config = rlkit.compose(["algo=grpo", "reward=python", "env=python", "env.sandbox.wall_time_s=2",
+    """env=python as `python -m rlkit ... env=python env.sandbox.wall_time_s=20` builds it."""
+    config = rlkit.compose(["algo=grpo", "env=python", "env.sandbox.wall_time_s=20",
                             "env.test_time_s=0.5", "env.max_turns=3"])
     cls, env_config = component_config("env", config.env, "environments")
     assert cls is PythonEnvironment and env_config.max_turns == 3
@@ -56,6 +56,7 @@ def test_a_program_that_crashes_is_told_its_error_and_output(env):
 
 def test_a_program_the_sandbox_stops_is_a_tool_error_per_on_error(env):
     hang = "```python\nimport time\ntime.sleep(60)\n```"
+    env = PythonEnvironment(replace(env.config, sandbox=replace(env.config.sandbox, wall_time_s=1.5)))
     episode = env.start(mbpp_sample())
     turn = env.safe_step(episode, hang)
     assert (turn.done, turn.reward, turn.tool_errors) == (False, 0.0, 1)

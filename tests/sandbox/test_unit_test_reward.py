@@ -102,7 +102,9 @@ def test_misbehaving_code_fails_its_own_sample_only(reward):
     assert out.failures == 0  # failed tests, not failed scoring
 
 
-def test_a_test_that_hangs_fails_alone(reward):
+def test_a_test_that_hangs_fails_alone(resolved):
+    # A wall time that the 1 s test limit cannot reach, even on a busy machine.
+    reward = resolved.cls(replace(resolved.config, sandbox=replace(resolved.config.sandbox, wall_time_s=30.0)))
     sample = PromptSample("p", metadata={"test_list": ["assert f(1) == 1", "assert f(2) == 2", "assert f(3) == 3"],
                                          "test_setup_code": ""})
     code = "def f(x):\n    while x == 2:\n        pass\n    return x\n"
