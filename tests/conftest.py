@@ -28,6 +28,16 @@ def isolated_env(tmp_path_factory):
 pytest_plugins = ["tests.slurm_fixtures"]
 
 
+@pytest.fixture
+def datasets_cache(tmp_path, monkeypatch):
+    """A datasets cache of the test's own: datasets reuses a prepared local directory by its
+    name, so two tests' different "gsm8k" directories (or a reader's own) would otherwise
+    share one cached copy."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
+
+
 def compose_overrides(overrides: list[str] | None = None):
     """The config ``python -m rlkit <overrides>`` would run with."""
     from hydra import compose as hydra_compose

@@ -229,6 +229,7 @@ def run_module(module: str, args: list[str], env: dict[str, str], monkeypatch) -
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("datasets_cache")
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command(command, stand_ins, compose, tmp_path, monkeypatch, capfd):
     if command in SKIP:

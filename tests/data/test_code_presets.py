@@ -12,12 +12,7 @@ from rlkit.data.base import DataError
 from rlkit.types import Message, PromptSample, SampleKind, SFTSample
 from tests.data import hub_fixtures
 
-
-@pytest.fixture(autouse=True)
-def datasets_cache(tmp_path, monkeypatch):
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
+pytestmark = pytest.mark.usefixtures("datasets_cache")
 
 
 def dataset(compose, overrides):

@@ -10,14 +10,7 @@ from rlkit.data.base import DataError
 from rlkit.types import Message, PreferenceSample, PromptSample, SampleKind, SFTSample
 from tests.data import hub_fixtures
 
-
-@pytest.fixture(autouse=True)
-def datasets_cache(tmp_path, monkeypatch):
-    """A cache per test: datasets reuses a prepared local directory by its name, so two
-    tests' different "gsm8k" directories would otherwise share one cached copy."""
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
+pytestmark = pytest.mark.usefixtures("datasets_cache")
 
 
 def dataset(compose, overrides):
