@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rlkit.algorithms.rollout import layout
-from rlkit.data.templates import encode_prompt, render_prompt
+from rlkit.data.templates import render_prompt
 from rlkit.environments.base import Environment, EnvironmentConfig, OnError, ToolError, Turn
 from rlkit.environments.calculator import CalculatorConfig, CalculatorEnvironment
 from rlkit.environments.rollout import EpisodeRunner, episode_metrics, episode_scores
