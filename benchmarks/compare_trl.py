@@ -81,7 +81,8 @@ def rlkit_overrides(work: Workload, run_dir: Path) -> list[str]:
         "pipeline=none", f"algo={work.kind}", "logger=[jsonl]", f"trainer.max_steps={work.steps}",
         f"trainer.batch_size={work.batch}", f"trainer.lr={LR}", "trainer.schedule=constant", "trainer.warmup_steps=0",
         "trainer.eval_every=0", "trainer.save_every=0", "trainer.eval_samples=1", f"trainer.seed={SEED}",
-        *tiny_overrides(work.size),
+        # The same random-init weights as TRL's: no cached SFT warm start of the built-in model.
+        "model.warm_start=false", *tiny_overrides(work.size),
     ]
     if work.kind == "sft":
         return common + [f"trainer.micro_batch_size={BATCH}"]
