@@ -91,7 +91,8 @@ FAST = ["trainer.max_steps=2", "trainer.eval_every=0", "trainer.save_every=0", "
         "trainer.eval_max_new_tokens=8", "trainer.batch_size=4", "trainer.micro_batch_size=8", "trainer.warmup_steps=0",
         "eval.samples=4", "eval.max_new_tokens=8"]
 #: Added for online algorithms (their own keys would be unknown to sft/dpo).
-FAST_ONLINE = ["algo.group_size=2", "algo.sampling.max_new_tokens=8"]
+FAST_ONLINE = {"grpo": ["algo.group_size=2", "algo.sampling.max_new_tokens=8"],
+               "ppo": ["algo.samples_per_prompt=2", "algo.sampling.max_new_tokens=8"]}
 
 
 def readme_commands(text: str) -> list[str]:
@@ -177,8 +178,8 @@ def as_run(module: str, args: list[str], stand_ins: dict, run_dir: Path, compose
         extra.append("generator=hf")  # a recipe's vLLM: not installed here (tests/generators run it in .venv-vllm)
     if module == "rlkit":
         extra += FAST
-        if cfg.algo and cfg.algo.name in ("grpo", "ppo") and not cfg.stages:
-            extra += FAST_ONLINE
+        if not cfg.stages or any(a.startswith("algo=") for a in args):  # one algorithm, not a pipeline
+            extra += FAST_ONLINE.get(cfg.algo.name, [])
     else:
         extra += ["eval.samples=4", "eval.max_new_tokens=8"]
     return [*args, *extra]
