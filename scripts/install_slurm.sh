@@ -22,22 +22,7 @@ if have_all; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install_slurm: apt-get not found; install Slurm (slurmctld, slurmd, slurm-client) and munge with your package manager" >&2
-    exit 1
-fi
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-        echo "install_slurm: must run as root (or with sudo available)" >&2
-        exit 1
-    fi
-fi
-
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-$SUDO env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge
+"$(dirname "$0")/apt_install.sh" install_slurm slurmctld slurmd slurm-client munge
 
 if ! have_all; then
     echo "install_slurm: packages installed but slurm/munge binaries not found on PATH" >&2
