@@ -127,7 +127,7 @@ def ensure(sft: DictConfig) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f"{target.name}.lock", "w") as lock:
-        if _try_lock(lock) is False:
+        if not _try_lock(lock):
             print(f"model: waiting for another process to finish the warm start {target}", flush=True)
             fcntl.lockf(lock, fcntl.LOCK_EX)
         try:
