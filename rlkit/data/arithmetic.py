@@ -3,7 +3,7 @@ verifiable answers.
 
 Multiplication of 3-digit numbers is beyond the built-in tiny model's head arithmetic; with
 ``tool_fraction`` > 0 part of the SFT demonstrations call the ``calculator`` environment's
-tool instead (``<calc>347*28</calc>``, then the answer after its result), the task of the
+tool instead (``<calc>347 * 28</calc>``, then the answer after its result), the task of the
 ``sft_grpo_tools`` pipeline.
 
 Deterministic from a seed. Held-out problems never appear in the train split. The same
@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass, field
+from typing import Optional
 
 from rlkit.data.base import Dataset
 from rlkit.environments.base import OBSERVATION_ROLE
@@ -63,9 +64,14 @@ class ArithmeticConfig:
     #: answer ("7+8=15 4+3+1=8 so 85"); the rest state the answer alone.
     worked_fraction: float = 0.0
     #: Share of SFT problems demonstrated with the calculator tool (env=calculator): a turn
-    #: ``<calc>347*28</calc>``, then, after the tool's message with the result, the answer
+    #: ``<calc>347 * 28</calc>``, then, after the tool's message with the result, the answer
     #: (two samples, one per assistant turn, so the tool's result is never a target).
     tool_fraction: float = 0.0
+    #: Share of SFT problems demonstrated reading the tool's result: the answer after the
+    #: call and its result (the call itself is a target only for ``tool_fraction`` of them;
+    #: the others are also answered directly). Null: ``tool_fraction``. Larger, it teaches
+    #: copying the result without making the call more likely than the direct answer.
+    tool_result_fraction: Optional[float] = None
 
 
 class ArithmeticTask(Dataset):
@@ -79,13 +85,18 @@ class ArithmeticTask(Dataset):
         unknown = set(config.operations) - set(OPERATIONS)
         if unknown or not config.operations:
             raise ValueError(f"data.operations: unsupported {sorted(unknown)}; choose from '+', '-', '*'")
-        for key in ("worked_fraction", "tool_fraction"):
-            if not 0.0 <= getattr(config, key) <= 1.0:
-                raise ValueError(f"data.{key} must be in [0, 1], got {getattr(config, key)}")
+        for key in ("worked_fraction", "tool_fraction", "tool_result_fraction"):
+            value = getattr(config, key)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"data.{key} must be in [0, 1], got {value}")
+        if config.tool_result_fraction is not None and config.tool_result_fraction < config.tool_fraction:
+            raise ValueError(f"data.tool_result_fraction ({config.tool_result_fraction}) must be at least "
+                             f"data.tool_fraction ({config.tool_fraction}): every demonstrated call gets its result")
         if config.worked_fraction > 0 and "*" in config.operations:
             raise ValueError("data.worked_fraction: worked solutions exist for '+' and '-' only, not '*'")
-        if config.tool_fraction > 0 and not config.chat:
-            raise ValueError("data.tool_fraction needs data.chat=true (tool results are chat messages)")
+        if max(config.tool_fraction, config.tool_result_fraction or 0.0) > 0 and not config.chat:
+            raise ValueError("data.tool_fraction and data.tool_result_fraction need data.chat=true "
+                             "(tool results are chat messages)")
         if not 1 <= config.min_wrong_offset <= config.max_wrong_offset:
             raise ValueError("data: need 1 <= min_wrong_offset <= max_wrong_offset, got "
                              f"{config.min_wrong_offset} and {config.max_wrong_offset}")
@@ -131,12 +142,20 @@ class ArithmeticTask(Dataset):
             return worked_solution(problem, self.config.digits)
         return str(problem.answer)
 
-    def tool_demonstration(self, problem: Problem) -> list[SFTSample]:
-        """The calculator call, and the answer after the tool's result: one sample per assistant turn."""
-        call = CalculatorEnvironment.call(f"{problem.a}{problem.op}{problem.b}")
+    def tool_call(self, problem: Problem) -> SFTSample:
+        """The calculator call as the first assistant turn.
+
+        The call repeats the question's expression verbatim (``347 * 28``, spaces included),
+        so writing it is an exact copy of prompt tokens, the copy a small model learns soonest.
+        """
+        return SFTSample(self.prompt(problem), CalculatorEnvironment.call(f"{problem.a} {problem.op} {problem.b}"),
+                         str(problem.answer))
+
+    def tool_result_answer(self, problem: Problem) -> SFTSample:
+        """The answer after the call and the tool's message with its result (never a target)."""
+        call = self.tool_call(problem).completion
         after_call = (*self.prompt(problem), Message("assistant", call), Message(OBSERVATION_ROLE, str(problem.answer)))
-        return [SFTSample(self.prompt(problem), call, str(problem.answer)),
-                SFTSample(after_call, str(problem.answer), str(problem.answer))]
+        return SFTSample(after_call, str(problem.answer), str(problem.answer))
 
     def wrong_answer(self, problem: Problem, rng: random.Random) -> int:
         offset = rng.randint(self.config.min_wrong_offset, self.config.max_wrong_offset)
@@ -151,11 +170,17 @@ class ArithmeticTask(Dataset):
             rng = random.Random(f"{self.config.seed}-{split}-worked")
             tools = random.Random(f"{self.config.seed}-{split}-tool")
             samples: list[Sample] = []
+            result_fraction = self.config.tool_result_fraction
+            if result_fraction is None:
+                result_fraction = self.config.tool_fraction
             for p in problems:
-                if tools.random() < self.config.tool_fraction:
-                    samples += self.tool_demonstration(p)
+                draw = tools.random()
+                if draw < self.config.tool_fraction:
+                    samples.append(self.tool_call(p))
                 else:
                     samples.append(SFTSample(self.prompt(p), self.completion(self.demonstration(p, rng)), str(p.answer)))
+                if draw < result_fraction:
+                    samples.append(self.tool_result_answer(p))
             return samples
         if kind is SampleKind.PROMPT:
             return [PromptSample(self.prompt(p), str(p.answer)) for p in problems]

@@ -95,16 +95,32 @@ def test_multiplication_and_tool_demonstrations():
     for call, after in zip(calls, answers_after_tool):
         assert after.prompt[1:] == (Message("assistant", call.completion), Message("tool", call.answer))
         assert env.step(None, call.completion).observation == after.completion == call.answer
-        a, b = map(int, call.completion.removeprefix("<calc>").removesuffix("</calc>").split("*"))
-        assert a * b == int(call.answer) and call.prompt[0].content == f"What is {a} * {b}?"
+        # The call repeats the question's expression verbatim.
+        expression = call.completion.removeprefix("<calc>").removesuffix("</calc>")
+        a, b = map(int, expression.split(" * "))
+        assert a * b == int(call.answer) and call.prompt[0].content == f"What is {expression}?"
     assert task(digits=3, operations=["*"]).load("train", SampleKind.SFT)[0].completion.isdigit()
+
+
+def test_reading_the_tool_result_is_demonstrated_on_more_problems_than_the_call():
+    """tool_result_fraction: every demonstrated call has its result-reading sample, and more
+    problems get one; those problems are also answered directly in their first turn."""
+    samples = task(digits=3, operations=["*"], tool_fraction=0.2, tool_result_fraction=0.6).load("train", SampleKind.SFT)
+    first_turns = [s for s in samples if len(s.prompt) == 1]
+    calls = {s.prompt for s in first_turns if s.completion.startswith("<calc>")}
+    results = [s for s in samples if len(s.prompt) == 3]
+    assert len(first_turns) == 500 and 0.15 < len(calls) / 500 < 0.25 and 0.55 < len(results) / 500 < 0.65
+    assert calls < {s.prompt[:1] for s in results}
+    assert all(s.completion == s.prompt[2].content == s.answer for s in results)
 
 
 @pytest.mark.parametrize("overrides, message", [
     ({"operations": ["/"]}, "choose from '+', '-', '*'"),
     ({"operations": ["*"], "worked_fraction": 0.5}, "'+' and '-' only"),
-    ({"tool_fraction": 0.5, "chat": False}, "data.tool_fraction needs data.chat=true"),
+    ({"tool_fraction": 0.5, "chat": False}, "need data.chat=true"),
+    ({"tool_result_fraction": 0.5, "chat": False}, "need data.chat=true"),
     ({"tool_fraction": -0.1}, "data.tool_fraction must be in"),
+    ({"tool_fraction": 0.5, "tool_result_fraction": 0.2}, "data.tool_result_fraction (0.2) must be at least"),
 ])
 def test_bad_multiplication_and_tool_settings_are_named(overrides, message):
     with pytest.raises(ValueError, match=re.escape(message)):
