@@ -17,8 +17,8 @@ class SFTRun:
 
 
 #: One-digit problems with 40 held out. Wrong answers are off by 10 to 20, so a model that
-#: has seen a few seconds of training can tell them apart on unseen problems by magnitude;
-#: with the default offsets (1 to 10) the tiny model would have to learn held-out arithmetic.
+#: has seen a few seconds of training can tell them apart on unseen problems by magnitude
+#: (the task's default offsets suit 2-digit problems).
 PREFERENCE_DATA = ("data.digits=1", "data.eval_size=40", "data.min_wrong_offset=10", "data.max_wrong_offset=20")
 #: Settings of every run here; each also sets its batch size and learning rate (the shipped
 #: defaults may change).
