@@ -62,12 +62,10 @@ def test_dpo(tmp_path):
     assert (run.run_dir / "final" / "model.safetensors").exists()
 
 
-@pytest.mark.xfail(run=False, strict=True, reason="target not met: held-out pairwise accuracy stayed at chance "
-                   "(0.54 -> 0.495 -> 0.52 at steps 0, 20, 40 with lr 1e-3; lr 3e-3, and wrong answers off by 20-40, "
-                   "likewise); an 8-minute run known to fail is not run in CI")
 def test_reward_model(tmp_path):
     run = run_as_typed("algo=rm", cwd=tmp_path)
     accuracy = run.evaluations("eval/pref_accuracy")
+    # Measured 0.425 -> 0.685 -> 0.735 -> 0.855 -> 0.935 -> 0.97 -> 0.985 (steps 0 to 150, every 25).
     assert accuracy[-1] >= 0.95 > accuracy[0]
     assert run.evaluations("eval/loss")[-1] < run.evaluations("eval/loss")[0]
 
