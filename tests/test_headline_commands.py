@@ -70,15 +70,10 @@ def test_reward_model(tmp_path):
     assert run.evaluations("eval/loss")[-1] < run.evaluations("eval/loss")[0]
 
 
-PPO_NOT_MEASURED = pytest.mark.xfail(
-    run=False, strict=True, reason="not measured to the end: 111 s per step under a load of 10-12 (about 40 "
-    "steps would take over an hour; several times GRPO's cost, for the value model and 4 samples x 2 epochs), "
-    "too long for CI until it is made cheaper")
-
-
-@pytest.mark.parametrize("algo", ["grpo", pytest.param("ppo", marks=PPO_NOT_MEASURED)])
+@pytest.mark.parametrize("algo", ["grpo", "ppo"])
 def test_online_rl(tmp_path, algo):
     run = run_as_typed(f"algo={algo}", "reward=math", cwd=tmp_path)
     accuracy = run.evaluations("eval/accuracy")
     assert accuracy[0] > 0.1  # the warm start answers some prompts right: RL has something to reinforce
+    # Measured: GRPO 0.340 -> 0.490 -> 0.510 (steps 0, 20, 40); PPO 0.340 -> 0.435 -> 0.510 (steps 0, 25, 50).
     assert accuracy[-1] >= accuracy[0] + 0.15
