@@ -56,11 +56,10 @@ class ArithmeticConfig:
     #: Chat messages (rendered by the chat template) or raw "Q: ... A:" text prompts.
     chat: bool = True
     #: Preference pairs: the wrong answer is off by min_wrong_offset..max_wrong_offset, either
-    #: way. Off by 30 to 50, its tens digit is off by 3 to 5: the warm start's own
-    #: log-probabilities rank 96% of such held-out pairs right (off by 10 to 20: 85%; off by 1
-    #: to 9, a wrong units digit: 62%), so preference training sharpens knowledge it has.
-    #: Surface features decide few pairs: the longer or the farther-from-zero answer is as
-    #: often the right one as the wrong one (54% and 60%).
+    #: way. Off by 30 to 50 (3 to 5 tens), the warm start's own log-probabilities rank 96% of
+    #: held-out pairs right (off by 10 to 20: 85%; off by 1 to 9, a wrong units digit: 62%),
+    #: so preference training sharpens knowledge it has. Surface features decide few pairs:
+    #: preferring the shorter answer, or the one nearer zero, is right for 54% and 60%.
     min_wrong_offset: int = 30
     max_wrong_offset: int = 50
     #: Share of SFT demonstrations that work the sum out column by column before the
