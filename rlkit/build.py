@@ -59,6 +59,14 @@ def build_reward(resolved: Resolved):
     return resolved.build()
 
 
+def build_environment(resolved: Resolved):
+    """Build an environment, in ``env.num_workers`` Ray actors when that is > 0
+    (:mod:`rlkit.environments.workers`); the caller closes it."""
+    from rlkit.environments.workers import with_workers
+
+    return with_workers(resolved.build())
+
+
 def build_judge(reward):
     """What decides whether a completion is correct (accuracy, pass@k): ``reward`` when it
     gives verdicts (``Reward.is_correct``), else the ``math`` reward, which checks the

@@ -26,7 +26,7 @@ register_with_hydra()
 
 
 def evaluate_run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    from rlkit.build import build_judge, build_reward, generator_spec, resolve_components
+    from rlkit.build import build_environment, build_judge, build_reward, generator_spec, resolve_components
     from rlkit.data.checks import check_dataset_prompts
     from rlkit.models.loading import load_causal_lm, load_tokenizer
     from rlkit.trainer.evaluation import evaluate_prompts
@@ -56,9 +56,12 @@ def evaluate_run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         from rlkit.environments.evaluation import evaluate_episodes
         from rlkit.environments.rollout import EpisodeRunner
 
-        runner = EpisodeRunner(parts["env"].build(), generator, tokenizer)
-        metrics = evaluate_episodes(runner, samples, reward, build_judge(reward), run.eval.max_new_tokens,
-                                    k=run.eval.k, sampling=sampling)
+        environment = build_environment(parts["env"])
+        try:
+            metrics = evaluate_episodes(EpisodeRunner(environment, generator, tokenizer), samples, reward,
+                                        build_judge(reward), run.eval.max_new_tokens, k=run.eval.k, sampling=sampling)
+        finally:
+            environment.close()
     else:
         metrics = evaluate_prompts(generator, samples, reward, build_judge(reward), run.eval.max_new_tokens,
                                    k=run.eval.k, sampling=sampling)

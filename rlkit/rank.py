@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from rlkit.build import build_judge, build_reward, generator_spec, resolve_components
+from rlkit.build import build_environment, build_judge, build_reward, generator_spec, resolve_components
 from rlkit.config import RunConfig, typed_run_config
 from rlkit.data.checks import check_dataset_prompts
 from rlkit.loggers.base import RunInfo
@@ -66,7 +66,7 @@ def train_rank(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
     ctx = TrainContext(policy=policy, tokenizer=tokenizer, backend=backend, trainer=run.trainer, model=run.model,
                        generator=generator_spec(parts).build(policy, tokenizer), reward=reward,
                        judge=build_judge(reward), samples=samples,
-                       environment=parts["env"].build() if "env" in parts else None)
+                       environment=build_environment(parts["env"]) if "env" in parts else None)
     algorithm = algo.build(ctx)
 
     if backend.is_main:
@@ -95,6 +95,8 @@ def train_rank(cfg: DictConfig, run_dir: Path, reward=None) -> dict[str, float]:
     finally:
         for logger in loggers:
             logger.close()
+        if ctx.environment is not None:
+            ctx.environment.close()
         backend.close()
 
 

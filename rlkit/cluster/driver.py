@@ -35,6 +35,20 @@ def check_async(config: ClusterConfig, algo_name: str, algo_cls: type, algo_conf
                          f"which algo={algo_name} cannot correct for: {problem}")
 
 
+def check_episodes(config: ClusterConfig, generator_name: str, generator_cls: type) -> None:
+    """Multi-turn episodes (``env=``) continue token-id prompts on the actors' generators, one
+    turn after another: nothing can be sampled ahead of the environment's answers."""
+    from rlkit.generators.base import Generator
+
+    if generator_cls.generate_tokens is Generator.generate_tokens:
+        raise ValueError(f"env= with cluster=...: the generator actors' generator={generator_name} cannot continue "
+                         "token-id prompts (Generator.generate_tokens), which multi-turn episodes need; "
+                         "use generator=hf")
+    if config.async_rollouts:
+        raise ValueError("cluster.async_rollouts=true with env=: an episode's next turn waits for the environment's "
+                         "answer, so rollouts cannot be sampled ahead; leave cluster.async_rollouts=false")
+
+
 def train_on_cluster(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """``train_rank(cfg, run_dir)`` with trainer ranks and generators as Ray actors; rank 0's result."""
     from rlkit.config import component_config, typed_run_config
@@ -51,14 +65,21 @@ def train_on_cluster(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     if generator_node.get("name") == "ray":
         raise ValueError("generator=ray is what cluster runs use for their trainer ranks; choose the generator "
                          "the actors host instead (e.g. generator=hf)")
-    component_config("generator", generator_node, "generators")  # fail here, not in M actors
+    generator_cls, _ = component_config("generator", generator_node, "generators")  # fail here, not in M actors
+    if "env" in parts:
+        check_episodes(cluster, generator_node["name"], generator_cls)
     resolve_path(run.model)  # the built-in model's files, written once before any actor reads them
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
 
     from rlkit.cluster.placement import reserve, totals
 
-    with ray_session(cluster, *totals(cluster, ranks)):
+    cpus, gpus = totals(cluster, ranks)
+    if "env" in parts:  # each trainer rank's environment actors (env.num_workers), outside the placement group
+        from rlkit.environments.workers import WORKER_CPUS
+
+        cpus += ranks * parts["env"].config.num_workers * WORKER_CPUS
+    with ray_session(cluster, cpus, gpus):
         import ray
 
         from rlkit.cluster.trainer_group import run_trainers

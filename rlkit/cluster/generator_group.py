@@ -78,13 +78,22 @@ class GeneratorWorker:
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams, seed: int) -> tuple[int, list[Completion]]:
         """``(version of the weights used, completions)``; ``seed`` makes the sample reproducible."""
+        return self._sample(self.generator.generate, prompts, params, seed)
+
+    def generate_tokens(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
+                        seed: int) -> tuple[int, list[Completion]]:
+        """``generate`` for token-id prompts (multi-turn episodes: ``Generator.generate_tokens``)."""
+        return self._sample(self.generator.generate_tokens, prompts, params, seed)
+
+    def _sample(self, method: Any, prompts: Sequence[Any], params: SamplingParams,
+                seed: int) -> tuple[int, list[Completion]]:
         import torch
 
         torch.manual_seed(seed)
         if self.offload:
             self.policy.to(self.device)
         try:
-            return self.version, self.generator.generate(prompts, params)
+            return self.version, method(prompts, params)
         finally:
             if self.offload:
                 self.policy.to("cpu")
@@ -130,9 +139,11 @@ class Shard:
     actor: int
     #: Index of the shard's first prompt in the whole call.
     offset: int
-    prompts: list[Prompt]
+    #: Prompts, or token-id prompts when ``token_ids`` (``Generator.generate_tokens``).
+    prompts: list[Any]
     params: SamplingParams
     seed: int
+    token_ids: bool = False
     future: Any = None
 
 
@@ -160,11 +171,13 @@ class GeneratorGroup:
 
     # ------------------------------------------------------------------ sampling
 
-    def submit(self, prompts: Sequence[Prompt], params: SamplingParams, seeds: Sequence[int]) -> list[Shard]:
-        """Split ``prompts`` into contiguous shards, one per actor, and start them."""
+    def submit(self, prompts: Sequence[Prompt] | Sequence[Sequence[int]], params: SamplingParams,
+               seeds: Sequence[int], token_ids: bool = False) -> list[Shard]:
+        """Split ``prompts`` (``token_ids``: prompts as token ids) into contiguous shards, one
+        per actor, and start them."""
         count = len(self.actors)
         bounds = [len(prompts) * i // count for i in range(count + 1)]
-        shards = [Shard(i, bounds[i], list(prompts[bounds[i] : bounds[i + 1]]), params, seeds[i])
+        shards = [Shard(i, bounds[i], list(prompts[bounds[i] : bounds[i + 1]]), params, seeds[i], token_ids)
                   for i in range(count) if bounds[i + 1] > bounds[i]]
         for shard in shards:
             self._start(shard)
@@ -187,7 +200,9 @@ class GeneratorGroup:
         return completions, versions
 
     def _start(self, shard: Shard) -> None:
-        shard.future = self.actors[shard.actor].generate.remote(shard.prompts, shard.params, shard.seed)
+        actor = self.actors[shard.actor]
+        method = actor.generate_tokens if shard.token_ids else actor.generate
+        shard.future = method.remote(shard.prompts, shard.params, shard.seed)
 
     def _result(self, shard: Shard) -> tuple[int, list[Completion]]:
         while True:

@@ -59,6 +59,13 @@ class RayGenerator(Generator):
             self._metrics.update({"async/staleness": float(staleness), "async/prefetched": float(pending is not None)})
         return completions
 
+    def generate_tokens(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Completion]:
+        """Token-id prompts (multi-turn episodes' turns), sampled by the actors' generators.
+        Never prefetched: an episode's next turn depends on the environment's answer."""
+        completions, _ = self.group.collect(self._submit(prompts, params, token_ids=True))
+        self._metrics = {"generator/restarts": float(self.group.restarts)}
+        return completions
+
     def prefetch(self, upcoming: Callable[[int], Sequence[Prompt]], params: SamplingParams) -> None:
         if not self.prefetcher:
             return
@@ -78,7 +85,8 @@ class RayGenerator(Generator):
     def metrics(self) -> dict[str, float]:
         return self._metrics
 
-    def _submit(self, prompts: Sequence[Prompt], params: SamplingParams):
+    def _submit(self, prompts: Sequence[Prompt] | Sequence[Sequence[int]], params: SamplingParams,
+                token_ids: bool = False):
         # Seeds from the trainer's RNG: a run is reproducible from trainer.seed.
         seeds = torch.randint(2**62, (len(self.group.actors),)).tolist()
-        return self.group.submit(prompts, params, seeds)
+        return self.group.submit(prompts, params, seeds, token_ids)

@@ -17,6 +17,13 @@ else is handled the same way. :meth:`Environment.safe_step` applies ``env.on_err
 
 Either way the turn counts a tool error (``env/tool_errors``) and the run goes on.
 
+The rollout starts and steps a round's episodes together (:meth:`Environment.start_all`,
+:meth:`Environment.step_all`): an environment whose steps wait on something (subprocesses,
+a service) overrides ``step_all`` to run them concurrently, and with ``env.num_workers > 0``
+they run in a pool of Ray actors (:mod:`rlkit.environments.workers`), each holding an
+environment built from the same typed config -- so an environment's class must be importable
+and its config and episode states picklable.
+
 A plugin environment subclasses :class:`Environment`, derives its ``Config`` from
 :class:`EnvironmentConfig` and is registered under the ``rlkit.environments`` entry-point
 group, like rewards: ``python -m rlkit algo=grpo env=my_env``.
@@ -28,7 +35,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional, Sequence
 
 from rlkit.schema import Choice, at_least
 from rlkit.types import PromptSample
@@ -58,6 +65,9 @@ class EnvironmentConfig:
     on_error: OnError = OnError.observation
     #: The role of observation messages in the chat template.
     observation_role: str = OBSERVATION_ROLE
+    #: Ray actors that start and step the episodes (one CPU each, per trainer rank); 0: in
+    #: this process. For environments whose steps are slow: rlkit.environments.workers.
+    num_workers: int = field(default=0, metadata=at_least(0))
 
 
 @dataclass
@@ -110,16 +120,28 @@ class Environment(ABC):
     def close(self) -> None:
         """Release what the environment holds (processes, sandboxes)."""
 
+    def start_all(self, samples: Sequence[PromptSample]) -> list[Any]:
+        """``start`` of each sample, in order."""
+        return [self.start(sample) for sample in samples]
+
+    def step_all(self, states: Sequence[Any], assistant_texts: Sequence[str]) -> list[Turn]:
+        """``safe_step`` of each episode's turn, in order (one round of the rollout). Override
+        it to run the steps concurrently; each episode's state is used by one step only."""
+        return [self.safe_step(state, text) for state, text in zip(states, assistant_texts)]
+
     def safe_step(self, state: Any, assistant_text: str) -> Turn:
         """``step``, with a failure turned into a turn per ``on_error`` (see the module docstring)."""
         try:
             turn = self.step(state, assistant_text)
         except Exception as exc:  # bad tool calls and environment bugs alike must not stop the run
             kind = "" if isinstance(exc, ToolError) else f"{self.name} raised {type(exc).__name__}: "
-            message = f"error: {kind}{exc}"
-            if self.config.on_error == OnError.zero_reward:
-                return Turn(observation=None, reward=0.0, done=True, tool_errors=1, error=message)
-            return Turn(observation=message, reward=0.0, done=False, tool_errors=1, error=message)
+            return self.error_turn(f"error: {kind}{exc}")
         if not isinstance(turn, Turn):
             raise TypeError(f"{self.name}.step must return a Turn, got {type(turn).__name__}")
         return turn
+
+    def error_turn(self, message: str) -> Turn:
+        """The turn of a failed step per ``on_error``: ``message`` as the observation, or the end at 0."""
+        if self.config.on_error == OnError.zero_reward:
+            return Turn(observation=None, reward=0.0, done=True, tool_errors=1, error=message)
+        return Turn(observation=message, reward=0.0, done=False, tool_errors=1, error=message)

@@ -15,11 +15,16 @@ episode's rewards sum to the pass fraction of its last program, whether it ended
 at ``env.max_turns`` or at the token budget. A program the sandbox had to stop (wall time,
 CPU time, output size, a signal) is a tool error handled by ``env.on_error``: that turn
 scores 0 and the pass fraction stays where it was.
+
+A round's programs run ``env.workers`` sandboxes at a time (each sandbox is a subprocess
+the step waits on, so threads suffice), their turns returned in the episodes' order.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from rlkit.environments.base import Environment, EnvironmentConfig, ToolError, Turn
 from rlkit.sandbox.bwrap import Sandbox, SandboxConfig, Status
@@ -42,6 +47,8 @@ class PythonEnvConfig(EnvironmentConfig):
     max_failures_shown: int = field(default=3, metadata=at_least(1))
     #: Characters of the program's output shown when it crashed or was stopped.
     max_output_chars: int = field(default=500, metadata=at_least(0))
+    #: Sandboxes run at once in a round of episodes (as ``reward.workers`` for reward=python).
+    workers: int = field(default=4, metadata=at_least(1))
 
 
 @dataclass
@@ -64,6 +71,12 @@ class PythonEnvironment(Environment):
 
     def start(self, sample: PromptSample) -> CodeEpisode:
         return CodeEpisode(UnitTests.from_metadata(sample.metadata, self.config.challenge_tests))
+
+    def step_all(self, states: Sequence[CodeEpisode], assistant_texts: Sequence[str]) -> list[Turn]:
+        if self.config.workers == 1 or len(states) < 2:
+            return super().step_all(states, assistant_texts)
+        with ThreadPoolExecutor(min(self.config.workers, len(states))) as pool:
+            return list(pool.map(self.safe_step, states, assistant_texts))
 
     def step(self, state: CodeEpisode, assistant_text: str) -> Turn:
         c = self.config

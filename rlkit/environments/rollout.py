@@ -80,9 +80,10 @@ class EpisodeRunner:
         stops = tuple(dict.fromkeys((*params.stop, *env.stop_strings())))
         budget = config.max_tokens or config.max_turns * params.max_new_tokens
         episodes = []
+        states = iter(env.start_all([sample for sample in samples for _ in range(params.n)]))
         for index, sample in enumerate(samples):
             prompt_ids = encode_prompt(self.tokenizer, sample.prompt)
-            episodes += [Episode(index, sample, env.start(sample), prompt_ids) for _ in range(params.n)]
+            episodes += [Episode(index, sample, next(states), prompt_ids) for _ in range(params.n)]
         # The first turn samples n continuations of each prompt (one prefill per prompt).
         first = self.generator.generate_tokens([e.prompt_ids for e in episodes[:: params.n]],
                                                replace(params, stop=stops))
@@ -97,7 +98,8 @@ class EpisodeRunner:
     def _step(self, episodes: list[Episode], completions: list[Completion], stops: tuple[str, ...],
               budget: int) -> list[Episode]:
         """Add one assistant turn to each episode and the environment's answer; the episodes that go on."""
-        env, config = self.environment, self.environment.config
+        config = self.environment.config
+        answered, last_ids = [], []
         for episode, completion in zip(episodes, completions):
             room = budget - len(episode.token_ids)
             ids, logps = completion.token_ids[:room], completion.logprobs[:room]
@@ -110,7 +112,14 @@ class EpisodeRunner:
             if completion.truncated or len(ids) < len(completion.token_ids):
                 episode.done = episode.truncated = True  # a turn cut mid-way is not a turn to answer
                 continue
-            turn = env.safe_step(episode.state, _through_stop(said, stops))
+            answered.append(episode)
+            last_ids.append(ids[-1] if ids else None)
+        # The environment answers the round's turns together (concurrently, or in Ray actors).
+        turns = self.environment.step_all([e.state for e in answered],
+                                          [_through_stop(e.messages[-1].content, stops) for e in answered])
+        if len(turns) != len(answered):
+            raise ValueError(f"{self.environment.name}.step_all returned {len(turns)} turns for {len(answered)} episodes")
+        for episode, turn, last_id in zip(answered, turns, last_ids):
             episode.reward += turn.reward
             episode.tool_calls += turn.tool_calls
             episode.tool_errors += turn.tool_errors
@@ -122,7 +131,7 @@ class EpisodeRunner:
             if episode.turns >= config.max_turns:
                 episode.done = episode.truncated = True
                 continue
-            boundary = self._boundary(turn.observation, ids[-1] if ids else None)
+            boundary = self._boundary(turn.observation, last_id)
             if len(episode.token_ids) + len(boundary) >= budget:  # no room left for another turn
                 episode.done = episode.truncated = True
                 continue

@@ -1,0 +1,144 @@
+"""Environment steps in Ray actors (``env.num_workers > 0``), for environments whose steps are slow.
+
+:func:`with_workers` wraps a built environment in :class:`EnvironmentWorkers`, which the
+rollout uses like the environment itself: each round's ``start_all`` and ``step_all`` are
+split into contiguous shards, one per actor, that run side by side, and the results come
+back in the episodes' order. Every actor holds its own environment, built from the same
+class and typed config (so both must be importable and picklable there); an episode's
+state travels with its step and comes back updated, so any actor can take any episode.
+
+Failures are the run's to survive, as in one process: an environment that raises inside an
+actor is handled there by ``safe_step`` (``env.on_error``), and an actor that dies turns
+its shard's turns into tool errors the same way; Ray restarts it for the next round.
+
+The actors join the Ray cluster this process is connected to (a trainer rank under
+``cluster=...`` is), or a local Ray started for them (:func:`rlkit.cluster.session.ray_session`)
+and stopped by :meth:`EnvironmentWorkers.close`. Each asks for one CPU.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from rlkit.cluster.config import ClusterConfig
+from rlkit.cluster.session import actor_env, ray_session
+from rlkit.environments.base import Environment, EnvironmentConfig, Turn
+from rlkit.types import PromptSample
+
+#: CPUs each environment actor asks Ray for.
+WORKER_CPUS = 1.0
+
+
+def with_workers(environment: Environment) -> Environment:
+    """``environment`` in ``env.num_workers`` Ray actors, or itself when that is 0."""
+    return EnvironmentWorkers(environment) if environment.config.num_workers else environment
+
+
+class EnvironmentWorker:
+    """One actor: an environment built from its class and config, stepping a shard of episodes."""
+
+    def __init__(self, cls: type, config: EnvironmentConfig):
+        self.environment = cls(config)
+
+    def start_all(self, samples: Sequence[PromptSample]) -> list[Any]:
+        return self.environment.start_all(samples)
+
+    def step_all(self, states: list[Any], assistant_texts: Sequence[str]) -> tuple[list[Turn], list[Any]]:
+        """The turns, and the states as the steps left them (they live in this process)."""
+        return self.environment.step_all(states, assistant_texts), states
+
+    def close(self) -> None:
+        self.environment.close()
+
+
+@dataclass
+class RemoteState:
+    """An episode's state on the driver's side: sent with each step, replaced by what comes back."""
+
+    value: Any
+
+
+class EnvironmentWorkers(Environment):
+    """``environment``'s episodes started and stepped by ``env.num_workers`` Ray actors."""
+
+    def __init__(self, environment: Environment):
+        super().__init__(environment.config)
+        self.local = environment
+        self._session = ExitStack()
+        try:
+            self.actors = self._start_actors(type(environment), environment.config)
+        except BaseException:
+            self._session.close()
+            raise
+
+    @property
+    def name(self) -> str:
+        return self.local.name
+
+    def stop_strings(self) -> tuple[str, ...]:
+        return self.local.stop_strings()
+
+    def _start_actors(self, cls: type, config: EnvironmentConfig) -> list[Any]:
+        count = config.num_workers
+        self._session.enter_context(ray_session(ClusterConfig(), count * WORKER_CPUS, 0))
+        import ray
+
+        free = ray.available_resources().get("CPU", 0.0)
+        if free < count * WORKER_CPUS:
+            raise RuntimeError(f"env.num_workers={count}: each environment actor needs {WORKER_CPUS:g} CPU and the "
+                               f"Ray cluster has {free:g} CPUs free; lower env.num_workers or give Ray more CPUs "
+                               "(cluster.num_cpus)")
+        worker = ray.remote(EnvironmentWorker).options(
+            num_cpus=WORKER_CPUS, max_restarts=-1, max_task_retries=0,
+            runtime_env={"env_vars": actor_env(WORKER_CPUS)})
+        return [worker.remote(cls, config) for _ in range(count)]
+
+    def _shards(self, count: int) -> list[tuple[int, int, int]]:
+        """``(actor, start, end)`` of contiguous shards of ``count`` episodes, none empty."""
+        workers = len(self.actors)
+        bounds = [count * i // workers for i in range(workers + 1)]
+        return [(i, bounds[i], bounds[i + 1]) for i in range(workers) if bounds[i + 1] > bounds[i]]
+
+    def start_all(self, samples: Sequence[PromptSample]) -> list[Any]:
+        import ray
+
+        futures = [self.actors[i].start_all.remote(list(samples[a:b])) for i, a, b in self._shards(len(samples))]
+        return [RemoteState(state) for part in ray.get(futures) for state in part]
+
+    def step_all(self, states: Sequence[RemoteState], assistant_texts: Sequence[str]) -> list[Turn]:
+        import ray
+        from ray.exceptions import RayActorError
+
+        shards = self._shards(len(states))
+        futures = [self.actors[i].step_all.remote([s.value for s in states[a:b]], list(assistant_texts[a:b]))
+                   for i, a, b in shards]
+        turns: list[Turn] = []
+        for (i, a, b), future in zip(shards, futures):
+            try:
+                part, updated = ray.get(future)
+            except RayActorError as exc:  # the actor died (Ray restarts it): its episodes' turns failed
+                cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                turns += [self.error_turn(f"error: {self.name}'s actor {i} died: {cause}") for _ in range(a, b)]
+                continue
+            for state, value in zip(states[a:b], updated):
+                state.value = value
+            turns += part
+        return turns
+
+    def step(self, state: RemoteState, assistant_text: str) -> Turn:
+        return self.step_all([state], [assistant_text])[0]
+
+    def start(self, sample: PromptSample) -> RemoteState:
+        return self.start_all([sample])[0]
+
+    def close(self) -> None:
+        """Stop the actors (and the local Ray started for them)."""
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors = []
+        self._session.close()
+        self.local.close()
