@@ -72,6 +72,8 @@ COMPOSE_ONLY = {
     "python -m rlkit -m +sweep=dpo_beta hydra/launcher=submitit_slurm hydra.launcher.partition=gpu":
         "a Slurm partition named gpu; tests/sweeps submit to a local Slurm",
     "python -m rlkit algo=grpo reward=math cluster=split": "Ray; tests/cluster run split placement",
+    "python -m rlkit algo=grpo env=calculator reward=math cluster=split env.num_workers=2":
+        "Ray; tests/environments/test_ray_episodes.py trains env=calculator with cluster=split and env.num_workers",
     "python -m rlkit algo=grpo reward=math cluster=split cluster.generators=4 backend=fsdp2 backend.nproc_per_node=4 "
     "cluster.trainer.gpus=1 cluster.generator.gpus=1": "GPUs and Ray",
     "python -m rlkit algo=grpo reward=math cluster=colocated backend=ddp backend.nproc_per_node=8 cluster.trainer.gpus=1":

@@ -66,6 +66,21 @@ def test_a_program_the_sandbox_stops_is_a_tool_error_per_on_error(env):
     assert (ended.done, ended.reward, ended.observation, ended.tool_errors) == (True, 0.0, None, 1)
 
 
+def test_a_round_runs_its_sandboxes_at_once_with_the_turns_in_order(env):
+    """env.workers sandboxes at a time give the turns one at a time does, in the episodes' order."""
+    programs = [f"```python\ndef similar_elements(a, b):\n    return {answer}\n```"
+                for answer in ("(4, 5)", "(3, 4)", "()", "(13, 14)")] + [f"```python\n{SIMILAR['code']}\n```",
+                                                                        "raise SystemExit(1)", "import time; time.sleep(1)"]
+    rounds = {}
+    for workers in (1, 4):
+        parallel = PythonEnvironment(replace(env.config, workers=workers))
+        states = parallel.start_all([mbpp_sample()] * len(programs))
+        rounds[workers] = (parallel.step_all(states, programs), [s.pass_fraction for s in states])
+    assert rounds[4] == rounds[1]
+    assert [t.reward for t in rounds[4][0]] == pytest.approx([1 / 3, 1 / 3, 0, 1 / 3, 1, 0, 0])
+    assert [t.done for t in rounds[4][0]] == [False] * 4 + [True, False, False]
+
+
 def test_humaneval_turns_continue_the_prompt_or_restate_the_function(env):
     row = hub_fixtures.humaneval_rows()[0]
     sample = PromptSample(row["prompt"], metadata={k: row[k] for k in ("prompt", "test", "entry_point")})
