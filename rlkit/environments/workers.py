@@ -29,6 +29,8 @@ from rlkit.types import PromptSample
 
 #: CPUs each environment actor asks Ray for.
 WORKER_CPUS = 1.0
+#: Seconds the actors may wait for free CPUs before the run fails.
+START_TIMEOUT_S = 60.0
 
 
 def with_workers(environment: Environment) -> Environment:
@@ -41,6 +43,9 @@ class EnvironmentWorker:
 
     def __init__(self, cls: type, config: EnvironmentConfig):
         self.environment = cls(config)
+
+    def ready(self) -> bool:
+        return True
 
     def start_all(self, samples: Sequence[PromptSample]) -> list[Any]:
         return self.environment.start_all(samples)
@@ -85,15 +90,25 @@ class EnvironmentWorkers(Environment):
         self._session.enter_context(ray_session(ClusterConfig(), count * WORKER_CPUS, 0))
         import ray
 
-        free = ray.available_resources().get("CPU", 0.0)
-        if free < count * WORKER_CPUS:
+        total = ray.cluster_resources().get("CPU", 0.0)
+        if total < count * WORKER_CPUS:
             raise RuntimeError(f"env.num_workers={count}: each environment actor needs {WORKER_CPUS:g} CPU and the "
-                               f"Ray cluster has {free:g} CPUs free; lower env.num_workers or give Ray more CPUs "
-                               "(cluster.num_cpus)")
+                               f"Ray cluster has {total:g}; lower env.num_workers or give Ray more CPUs")
         worker = ray.remote(EnvironmentWorker).options(
             num_cpus=WORKER_CPUS, max_restarts=-1, max_task_retries=0,
             runtime_env={"env_vars": actor_env(WORKER_CPUS)})
-        return [worker.remote(cls, config) for _ in range(count)]
+        actors = [worker.remote(cls, config) for _ in range(count)]
+        # CPUs other actors are letting go of come free in a moment; CPUs the run holds never do.
+        started, waiting = ray.wait([actor.ready.remote() for actor in actors], num_returns=count,
+                                    timeout=START_TIMEOUT_S)
+        if waiting:
+            for actor in actors:
+                ray.kill(actor, no_restart=True)
+            raise RuntimeError(f"env.num_workers={count}: {len(waiting)} environment actor(s) found no free CPU "
+                               f"within {START_TIMEOUT_S:g} s (Ray has {ray.available_resources().get('CPU', 0.0):g} "
+                               "free); lower env.num_workers or give Ray more CPUs")
+        ray.get(started)  # an environment that cannot be built in an actor fails here, before any episode
+        return actors
 
     def _shards(self, count: int) -> list[tuple[int, int, int]]:
         """``(actor, start, end)`` of contiguous shards of ``count`` episodes, none empty."""

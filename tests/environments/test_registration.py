@@ -20,6 +20,7 @@ def test_the_calculator_is_registered_and_composes_with_its_schema():
     ("env.on_error=bogus", "observation, zero_reward"),
     ("env.max_turns=0", "env.max_turns must be >= 1"),
     ("env.max_turn=2", "max_turn"),
+    ("env.num_workers=-1", "env.num_workers must be >= 0"),
 ])
 def test_bad_env_values_fail_while_composing(override, message):
     with pytest.raises(Exception) as err:
