@@ -10,7 +10,9 @@ machine's drift hits all alike:
 * a HumanEval-style completion checked by its unit tests (``reward=python``'s unit of work:
   the harness, the program and four tests, in one sandbox);
 
-and the throughput of ``reward=python`` scoring a batch with 1 and with 4 sandboxes at once.
+and, per execution, a batch of ``--batch`` programs run sequentially against ``--workers``
+sandboxes at once (``--rounds`` rounds, interleaved): ``reward=python`` scoring a batch
+(``reward.workers``) and a round of ``env=python`` episodes (``env.workers``, one turn each).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import statistics
 import subprocess
 import time
 
+from rlkit.environments.python import PythonEnvConfig, PythonEnvironment
 from rlkit.rewards.unit_tests import UnitTestReward
 from rlkit.sandbox import Sandbox, SandboxConfig
 from rlkit.sandbox.unit_tests import UnitTests, run_tests
@@ -40,7 +43,9 @@ def percentiles(times: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--batch", type=int, default=32, help="completions per reward batch")
+    parser.add_argument("--batch", type=int, default=32, help="programs per reward batch / episodes per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8], help="sandboxes at once")
     args = parser.parse_args()
 
     sandbox = Sandbox(SandboxConfig())
@@ -64,15 +69,31 @@ def main() -> None:
 
     sample = PromptSample(PROMPT, metadata={"prompt": PROMPT, "test": TEST, "entry_point": "below_zero"})
     # Distinct programs (a comment each), so the reward's cache of outcomes does not answer.
-    completions = [Completion(0, [], SOLUTION + f"# {i}\n", [], False) for i in range(args.batch)]
-    print(f"reward=python on {args.batch} completions:")
-    for workers in (1, 4):
-        reward = UnitTestReward(UnitTestReward.Config(workers=workers))
-        start = time.perf_counter()
-        scores = reward([sample] * args.batch, completions).scores
-        elapsed = time.perf_counter() - start
-        assert scores == [1.0] * args.batch
-        print(f"  workers={workers}: {elapsed:5.2f} s, {args.batch / elapsed:5.1f} completions/s")
+    texts = [SOLUTION + f"# {i}\n" for i in range(args.batch)]
+    completions = [Completion(0, [], text, [], False) for text in texts]
+
+    def scoring(workers: int):
+        reward = UnitTestReward(UnitTestReward.Config(workers=workers))  # a fresh cache of outcomes
+        return lambda: reward([sample] * args.batch, completions).scores == [1.0] * args.batch
+
+    def stepping(workers: int):
+        environment = PythonEnvironment(PythonEnvConfig(workers=workers))
+        states = environment.start_all([sample] * args.batch)
+        return lambda: all(t.done and t.reward == 1.0 for t in environment.step_all(states, texts))
+
+    rounds: dict[tuple[str, int], list[float]] = {}
+    for _ in range(args.rounds):
+        for name, prepare in (("reward=python (reward.workers)", scoring), ("env=python round (env.workers)", stepping)):
+            for workers in args.workers:
+                run = prepare(workers)  # the sandbox's start-up check is not part of an execution
+                start = time.perf_counter()
+                assert run()
+                rounds.setdefault((name, workers), []).append((time.perf_counter() - start) / args.batch)
+    print(f"per execution in a batch of {args.batch}, {args.rounds} rounds each (interleaved; median):")
+    for (name, workers), measured in rounds.items():
+        sequential = statistics.median(rounds[(name, 1)]) if (name, 1) in rounds else None
+        speedup = f"   x{sequential / statistics.median(measured):4.1f}" if sequential else ""
+        print(f"  {name:32s} workers={workers}: {statistics.median(measured) * 1e3:6.1f} ms{speedup}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ state travels with its step and comes back updated, so any actor can take any ep
 
 Failures are the run's to survive, as in one process: an environment that raises inside an
 actor is handled there by ``safe_step`` (``env.on_error``), and an actor that dies turns
-its shard's turns into tool errors the same way; Ray restarts it for the next round.
+its shard's turns into tool errors the same way; the round ends once Ray has restarted it.
 
 The actors join the Ray cluster this process is connected to (a trainer rank under
 ``cluster=...`` is), or a local Ray started for them (:func:`rlkit.cluster.session.ray_session`)
@@ -18,6 +18,7 @@ and stopped by :meth:`EnvironmentWorkers.close`. Each asks for one CPU.
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -31,6 +32,8 @@ from rlkit.types import PromptSample
 WORKER_CPUS = 1.0
 #: Seconds the actors may wait for free CPUs before the run fails.
 START_TIMEOUT_S = 60.0
+#: Seconds the actors' environments have to close before the actors are stopped.
+CLOSE_TIMEOUT_S = 10.0
 
 
 def with_workers(environment: Environment) -> Environment:
@@ -133,14 +136,33 @@ class EnvironmentWorkers(Environment):
         for (i, a, b), future in zip(shards, futures):
             try:
                 part, updated = ray.get(future)
-            except RayActorError as exc:  # the actor died (Ray restarts it): its episodes' turns failed
+            except RayActorError as exc:  # the actor died: its episodes' turns failed
                 cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 turns += [self.error_turn(f"error: {self.name}'s actor {i} died: {cause}") for _ in range(a, b)]
+                self._await_restart(i)
                 continue
             for state, value in zip(states[a:b], updated):
                 state.value = value
             turns += part
         return turns
+
+    def _await_restart(self, index: int) -> None:
+        """Return once Ray has brought actor ``index`` back, so the next round's calls reach it."""
+        import ray
+        from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError
+
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                ray.get(self.actors[index].ready.remote(), timeout=max(0.1, deadline - time.monotonic()))
+                return
+            except ActorDiedError as exc:  # Ray will not restart it (e.g. its node is gone)
+                raise RuntimeError(f"{self.name}'s environment actor {index} died for good: {exc}") from exc
+            except (RayActorError, GetTimeoutError) as exc:  # still restarting, or a call from before
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name}'s environment actor {index} died and did not come back within "
+                                       f"{START_TIMEOUT_S:g} s") from exc
+                time.sleep(0.1)
 
     def step(self, state: RemoteState, assistant_text: str) -> Turn:
         return self.step_all([state], [assistant_text])[0]
@@ -152,6 +174,10 @@ class EnvironmentWorkers(Environment):
         """Stop the actors (and the local Ray started for them)."""
         import ray
 
+        try:  # each actor's environment releases what it holds (processes, sandboxes)
+            ray.get([actor.close.remote() for actor in self.actors], timeout=CLOSE_TIMEOUT_S)
+        except Exception:  # an actor that died or hangs is stopped below all the same
+            pass
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
         self.actors = []
