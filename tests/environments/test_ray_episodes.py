@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import replace
 
 import pytest
 import torch
@@ -144,39 +143,44 @@ def test_an_environment_that_raises_or_dies_in_an_actor_is_a_tool_error_and_epis
     policy, tokenizer = tool_user
     generator = HFGenerator(HFGeneratorConfig(), policy, tokenizer)
 
-    def run(**config):
-        environment = with_workers(Crashing(CrashingConfig(num_workers=2, max_turns=3, max_tokens=400, **config)))
-        try:
-            return EpisodeRunner(environment, generator, tokenizer).run(SAMPLES, GREEDY)
-        finally:
-            environment.close()
+    def pool(**config):
+        return with_workers(Crashing(CrashingConfig(num_workers=2, max_turns=3, max_tokens=400, **config)))
 
     def answered(episodes):  # the episodes whose first turn was not cut at max_new_tokens
         stepped = [e for e in episodes if len(e.messages) > 1 or not e.truncated]
         assert len(stepped) >= 2
         return stepped
 
-    raised = answered(run(how="raise"))
+    def two_rounds(environment):
+        states = environment.start_all(SAMPLES[:4])
+        return environment.step_all(states, ["<calc>1+1</calc>"] * 4), environment.step_all(states, ["x"] * 4)
+
+    environment = pool(how="raise")
+    try:
+        raised = answered(EpisodeRunner(environment, generator, tokenizer).run(SAMPLES, GREEDY))
+        first, second = two_rounds(environment)
+    finally:
+        environment.close()
     assert all(e.tool_errors == 1 and e.messages[1].content == "error: Crashing raised RuntimeError: crashed on turn 1"
                for e in raised)
     assert all(e.turns >= 2 for e in raised)  # the episode went on after the error
-    ended = answered(run(how="raise", on_error=OnError.zero_reward))
+    # The state a raising step left (turn 1) came back from the actor: the next step is turn 2.
+    assert all(t.error for t in first) and [t.observation for t in second] == ["turn 2"] * 4
+
+    environment = pool(how="raise", on_error=OnError.zero_reward)
+    try:
+        ended = answered(EpisodeRunner(environment, generator, tokenizer).run(SAMPLES, GREEDY))
+    finally:
+        environment.close()
     assert all(e.failed and e.turns == 1 and e.tool_errors == 1 for e in ended)
 
-    def two_rounds(**config):
-        environment = with_workers(Crashing(CrashingConfig(num_workers=2, **config)))
-        try:
-            states = environment.start_all(SAMPLES[:4])
-            return environment.step_all(states, ["<calc>1+1</calc>"] * 4), environment.step_all(states, ["x"] * 4)
-        finally:
-            environment.close()
-
-    # The state a raising step left (turn 1) came back from the actor: the next step is turn 2.
-    first, second = two_rounds(how="raise")
-    assert all(t.error for t in first) and [t.observation for t in second] == ["turn 2"] * 4
     # An actor whose process dies: its shard's turns are tool errors; Ray restarts it and the
     # next round is answered (the state of the lost step is lost with it: turn 1 again).
-    first, second = two_rounds(how="exit", marker=str(tmp_path / "crashed"))
+    environment = pool(how="exit", marker=str(tmp_path / "crashed"))
+    try:
+        first, second = two_rounds(environment)
+    finally:
+        environment.close()
     died = [i for i, turn in enumerate(first) if turn.error]
     assert died in ([0, 1], [2, 3]), first
     assert all(first[i].tool_errors == 1 and first[i].observation.startswith("error: Crashing's actor ")
@@ -190,7 +194,7 @@ def test_python_episode_states_travel_to_the_actors_and_back(ray_cluster):
     actor and sent back, so the second turn's reward is the change since the first."""
     from tests.environments.test_python_env import SIMILAR, mbpp_sample
 
-    config = replace(PythonEnvironment.Config(num_workers=2, test_time_s=0.5))
+    config = PythonEnvironment.Config(num_workers=2, test_time_s=0.5)
     environment = with_workers(PythonEnvironment(config))
     try:
         states = environment.start_all([mbpp_sample()] * 3)
