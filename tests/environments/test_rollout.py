@@ -137,3 +137,12 @@ def test_a_generator_without_token_prompts_is_refused_before_any_episode(tiny):
 
     with pytest.raises(ValueError, match="TextOnly cannot continue token-id prompts .* use generator=hf"):
         EpisodeRunner(Chatty(ChattyConfig()), TextOnly(), tiny[1])
+
+
+def test_asynchronous_rollouts_are_refused_with_an_environment_before_ray_starts(tmp_path):
+    """An episode's next turn waits for the environment: nothing can be sampled ahead."""
+    import rlkit
+
+    with pytest.raises(ValueError, match="cluster.async_rollouts=true with env=: .* leave cluster.async_rollouts=false"):
+        rlkit.train(["algo=grpo", "env=calculator", "reward=math", "cluster=split", "cluster.async_rollouts=true",
+                     "algo.off_policy=tis"], run_dir=tmp_path)
