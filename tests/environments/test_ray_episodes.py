@@ -42,6 +42,16 @@ SAMPLES = [PromptSample((Message("user", f"What is {a} * {b}?"),), str(a * b))
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=32)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread in this process: the small model's matrices gain nothing from two, and
+    two threads on a busy 2-core machine made the fit below 20x slower (200 ms a step against 11)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """The Ray these tests share (one already connected, e.g. by tests/cluster, is reused):
