@@ -4,6 +4,8 @@ Commands are taken from the README's code blocks (continuation lines joined, com
 and inline code spans. Each one is, in this order of precedence:
 
 * on SKIP, with the reason it cannot run here (a remote cluster, a file only the reader has);
+* on RUN_AS_TYPED_BY, with the test that runs it exactly as typed, to the end, and asserts
+  what it shows (a shortened run here would only repeat a part of that);
 * on COMPOSE_ONLY, with the reason: its config is composed and validated as written (`--cfg
   job`; a sweep's every job, as its launcher would compose them), since it needs GPUs, more
   ranks than CI has, Ray, vLLM or a long sweep (their own tests run those paths);
@@ -57,6 +59,15 @@ SKIP = {
         "<sweep dir> is the reader's finished Optuna sweep; tests/test_optuna_sweep.py runs it on real ones",
     "python -m rlkit.new plugin NAME: a new plugin package": "a line of the source layout; the next command runs it",
     "python -m rlkit algo=simpo": "needs the example plugin installed; tests/test_plugin.py installs it and trains algo=simpo",
+}
+RUN_AS_TYPED_BY = {
+    "python -m rlkit": "tests/test_pipeline.py::test_default_command_sft_then_grpo_raises_accuracy",
+    "python -m rlkit algo=dpo backend=fsdp2": "tests/test_headline_commands.py::test_dpo",
+    "python -m rlkit algo=rm": "tests/test_headline_commands.py::test_reward_model",
+    "python -m rlkit algo=grpo reward=math": "tests/test_headline_commands.py::test_online_rl",
+    "python -m rlkit algo=ppo reward=math": "tests/test_headline_commands.py::test_online_rl",
+    "python -m rlkit pipeline=sft_grpo_tools":
+        "tests/environments/test_tools_pipeline.py::test_grpo_learns_to_call_the_tool_and_raises_accuracy_by_at_least_0_2",
 }
 COMPOSE_ONLY = {
     "python -m rlkit algo=sft backend=ddp backend.nproc_per_node=8": "8 ranks; tests/backends run ddp with 2",
@@ -127,8 +138,18 @@ COMMANDS = readme_commands(README.read_text())
 
 
 def test_the_lists_name_only_readme_commands():
-    stale = [c for c in [*SKIP, *COMPOSE_ONLY] if c not in COMMANDS]
+    stale = [c for c in [*SKIP, *RUN_AS_TYPED_BY, *COMPOSE_ONLY] if c not in COMMANDS]
     assert not stale, f"no longer in README.md (remove them from the lists): {stale}"
+
+
+@pytest.mark.parametrize("command", list(RUN_AS_TYPED_BY))
+def test_commands_run_elsewhere_are_run_there_as_typed(command):
+    """The named test exists and runs ``command``'s words unchanged."""
+    path, name = RUN_AS_TYPED_BY[command].split("::")
+    source = (README.parent / path).read_text()
+    assert f"def {name}(" in source, f"{RUN_AS_TYPED_BY[command]} does not exist"
+    missing = [word for word in shlex.split(command)[3:] if f'"{word}"' not in source]
+    assert not missing, f"{path} does not run `{command}` as typed: no {missing}"
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +258,8 @@ def run_module(module: str, args: list[str], env: dict[str, str], monkeypatch) -
 def test_readme_command(command, stand_ins, compose, tmp_path, monkeypatch, capfd):
     if command in SKIP:
         pytest.skip(SKIP[command])
+    if command in RUN_AS_TYPED_BY:
+        pytest.skip(f"run as typed by {RUN_AS_TYPED_BY[command]}")
     env, module, args = as_written(command, stand_ins)
     if command in COMPOSE_ONLY and "-m" in args:
         jobs = check_sweep_as_written(args)
