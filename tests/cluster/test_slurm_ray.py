@@ -15,7 +15,7 @@ import pytest
 from tests.cluster.conftest import FORMAT_GRPO, step_rows
 from tests.cluster.test_trainer_group import cmdline
 
-pytestmark = pytest.mark.slurm  # starts its own Ray inside the job
+pytestmark = [pytest.mark.slurm, pytest.mark.ray]  # starts its own Ray inside the job
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm_ray.sbatch"
 
