@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from functools import lru_cache
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -16,7 +17,16 @@ def forward_logits(model: nn.Module, batch: TokenBatch, last: int = 0) -> Tensor
     """The model's logits, ``[B, T, V]``; with ``last`` > 0 only those of the last ``last``
     positions (``[B, last, V]``), where the model can skip the others (Hugging Face's
     ``logits_to_keep``; other models compute all and the rest are dropped)."""
-    kwargs = {"logits_to_keep": last} if last and accepts_logits_to_keep(model) else {}
+    kwargs = {}
+    if last and accepts_logits_to_keep(model):
+        # The positions as a tensor, not the count: the model then indexes them into a
+        # contiguous copy, which the output layer multiplies the same way whether or not its
+        # weight requires grad. A slice of the last positions is a strided view, and for
+        # those PyTorch's matmul takes a batched path when an operand requires grad and a
+        # folded one when none does, so a trainable policy and its frozen reference (equal
+        # weights) would give log-probs that differ in the last bits.
+        length = batch.input_ids.shape[1]
+        kwargs["logits_to_keep"] = torch.arange(length - last, length, device=batch.input_ids.device)
     logits = model(
         input_ids=batch.input_ids,
         attention_mask=batch.attention_mask,

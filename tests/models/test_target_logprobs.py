@@ -3,6 +3,8 @@ entropies and gradients equal those of the full-logits computation."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -84,3 +86,17 @@ def test_a_batch_without_targets_has_zero_logprobs(tiny, rows):
         logps, mask, entropy = target_logprobs(model, batch, with_entropy=True)
     assert logps.shape == mask.shape == entropy.shape == (len(rows), batch.input_ids.shape[1] - 1)
     assert not logps.any()
+
+
+def test_a_trainable_model_and_its_frozen_copy_give_bitwise_equal_logprobs(tiny):
+    """A frozen reference equal to the policy must score its pairs exactly as the policy does
+    (DPO's step-0 ties, a zero KL), although PyTorch multiplies a weight that requires grad
+    by another path than a frozen one."""
+    model, tokenizer = tiny
+    # Short answers after longer prompts, as in preference pairs: logits of the last few columns.
+    batch = collate([tokenize(tokenizer, f"What is {a} + {b}?", str(a + b), 512) for a in range(10) for b in range(0, 10, 2)],
+                    tokenizer.pad_token_id)
+    frozen = copy.deepcopy(model).requires_grad_(False)
+    assert next(model.parameters()).requires_grad
+    with torch.no_grad():
+        assert torch.equal(target_logprobs(model, batch)[0], target_logprobs(frozen, batch)[0])
