@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,17 +29,25 @@ def step_rows(run_dir: Path) -> list[dict]:
     return [r for r in rows if "reward/mean" in r]
 
 
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """A local Ray for this test session (runs join it instead of starting their own):
-    4 logical CPUs on this 2-core machine, so that a trainer and up to 3 generators fit."""
+@contextmanager
+def local_ray(num_cpus: int):
+    """A local Ray with ``num_cpus`` logical CPUs and a temp dir of its own, shut down and
+    removed on exit."""
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     temp_dir = tempfile.mkdtemp(prefix="rlkit-test-ray-")
-    ray.init(num_cpus=4, num_gpus=0, namespace="rlkit", include_dashboard=False, _temp_dir=temp_dir)
+    ray.init(num_cpus=num_cpus, num_gpus=0, namespace="rlkit", include_dashboard=False, _temp_dir=temp_dir)
     try:
         yield ray
     finally:
         ray.shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray for this test session (runs join it instead of starting their own):
+    4 logical CPUs on this 2-core machine, so that a trainer and up to 3 generators fit."""
+    with local_ray(num_cpus=4) as ray:
+        yield ray

@@ -9,10 +9,6 @@ really take two turns with an observation between them.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-
 import pytest
 import torch
 
@@ -32,6 +28,7 @@ from rlkit.generators.hf import HFGenerator
 from rlkit.loggers.jsonl import read_metrics
 from rlkit.models.loading import load_model, load_tokenizer
 from rlkit.types import Message, PromptSample, SamplingParams
+from tests.cluster.conftest import local_ray
 from tests.environments.ray_envs import Crashing, CrashingConfig
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -61,14 +58,8 @@ def ray_cluster():
     if ray.is_initialized():
         yield ray
         return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    temp_dir = tempfile.mkdtemp(prefix="rlkit-test-ray-")
-    ray.init(num_cpus=6, num_gpus=0, namespace="rlkit", include_dashboard=False, _temp_dir=temp_dir)
-    try:
+    with local_ray(num_cpus=6):
         yield ray
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
