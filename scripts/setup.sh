@@ -12,4 +12,7 @@ extras="${1:-}"
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/pip install --quiet "${RLKIT_TORCH:-torch==2.13.0}"
 fi
-.venv/bin/pip install --quiet -e ".${extras:+[$extras]}"
+# The dev extras (the tests) at the versions the test suite last passed with.
+constraints=()
+[ "$extras" != dev ] || constraints=(-c scripts/dev-constraints.txt)
+.venv/bin/pip install --quiet "${constraints[@]}" -e ".${extras:+[$extras]}"
