@@ -90,10 +90,10 @@ def in_process(tool_user):
                            tokenizer)
     episodes = runner.run(SAMPLES, GREEDY)
     # For its own question (and some others) the fitted model calls the tool, reads the
-    # result and answers: two assistant turns; other episodes are cut mid-call.
+    # result and answers: two assistant turns. What it writes for the others depends on the
+    # last bits of the fit (a garbled call, an empty answer, a turn cut at the token limit).
     assert [m.content for m in episodes[0].messages] == ["<calc>347 * 28</calc>", "9716", "9716"]
     assert sum(e.turns == 2 and e.tool_calls == 1 for e in episodes) >= 2
-    assert any(e.truncated for e in episodes)
     return episodes
 
 
