@@ -29,6 +29,7 @@ import ray
 from ray.exceptions import ActorDiedError, RayActorError
 
 from rlkit.cluster import nodes
+from rlkit.cluster.placement import shards as contiguous_shards
 from rlkit.types import Completion, Prompt, SamplingParams
 
 #: Seconds between polls of a restarting actor, and the longest wait for one answer.
@@ -175,10 +176,8 @@ class GeneratorGroup:
                seeds: Sequence[int], token_ids: bool = False) -> list[Shard]:
         """Split ``prompts`` (``token_ids``: prompts as token ids) into contiguous shards, one
         per actor, and start them."""
-        count = len(self.actors)
-        bounds = [len(prompts) * i // count for i in range(count + 1)]
-        shards = [Shard(i, bounds[i], list(prompts[bounds[i] : bounds[i + 1]]), params, seeds[i], token_ids)
-                  for i in range(count) if bounds[i + 1] > bounds[i]]
+        shards = [Shard(i, start, list(prompts[start:end]), params, seeds[i], token_ids)
+                  for i, start, end in contiguous_shards(len(prompts), len(self.actors))]
         for shard in shards:
             self._start(shard)
         return shards

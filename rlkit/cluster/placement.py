@@ -124,3 +124,10 @@ def reserve(config: ClusterConfig, trainer_ranks: int) -> Placement:
         raise RuntimeError(f"cluster: could not reserve {wanted} within {RESERVE_TIMEOUT_S:.0f} s "
                            f"(available now: {ray.available_resources()})")
     return Placement(group, trainer_bundles, generator_bundles, trainer_share, generator_share)
+
+
+def shards(count: int, actors: int) -> list[tuple[int, int, int]]:
+    """``(actor, start, end)``: ``count`` items split into contiguous shards, one per actor in
+    order, of sizes differing by at most one; actors left without items get no shard."""
+    bounds = [count * i // actors for i in range(actors + 1)]
+    return [(i, bounds[i], bounds[i + 1]) for i in range(actors) if bounds[i + 1] > bounds[i]]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from rlkit.cluster.config import ClusterConfig
+from rlkit.cluster.placement import shards as contiguous_shards
 from rlkit.cluster.session import actor_env, ray_session
 from rlkit.environments.base import Environment, EnvironmentConfig, Turn
 from rlkit.types import PromptSample
@@ -115,9 +116,7 @@ class EnvironmentWorkers(Environment):
 
     def _shards(self, count: int) -> list[tuple[int, int, int]]:
         """``(actor, start, end)`` of contiguous shards of ``count`` episodes, none empty."""
-        workers = len(self.actors)
-        bounds = [count * i // workers for i in range(workers + 1)]
-        return [(i, bounds[i], bounds[i + 1]) for i in range(workers) if bounds[i + 1] > bounds[i]]
+        return contiguous_shards(count, len(self.actors))
 
     def start_all(self, samples: Sequence[PromptSample]) -> list[Any]:
         import ray
