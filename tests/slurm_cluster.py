@@ -519,8 +519,18 @@ exit 0
                 group=popen_user,
             )
 
-    def _wait_for(self, predicate, what: str, daemons: list[str]) -> None:
-        deadline = time.monotonic() + self.start_timeout
+    def wait_until_idle(self, timeout: float = 60.0) -> None:
+        """Wait until the node is idle again: a job whose result submitit has already read
+        can still hold the node for a moment while its process exits."""
+        self._wait_for(
+            self._node_idle, f"node {self.nodename} idle in `sinfo`", list(self._procs), timeout
+        )
+
+    def _wait_for(
+        self, predicate, what: str, daemons: list[str], timeout: float | None = None
+    ) -> None:
+        timeout = self.start_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         delay = 0.05
         while True:
             for name in daemons:
@@ -535,7 +545,7 @@ exit 0
             if time.monotonic() > deadline:
                 state = f" (node state: {self._last_node_state})" if "sinfo" in what else ""
                 raise SlurmStartError(
-                    f"timed out after {self.start_timeout:.0f}s waiting for {what}{state}\n"
+                    f"timed out after {timeout:.0f}s waiting for {what}{state}\n"
                     + self.describe_logs()
                 )
             time.sleep(delay)

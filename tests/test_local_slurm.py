@@ -46,6 +46,7 @@ def _running(pid: int) -> bool:
 
 
 def test_cluster_node_is_idle_with_machine_resources(slurm_cluster):
+    slurm_cluster.wait_until_idle()  # after the jobs of tests that ran before this one
     out = slurm_cluster.run_client("sinfo", "-h", "-N", "-o", "%N|%T|%c|%m|%P")
     node, state, cpus, mem, partition = out.strip().split("|")
     assert node == slurm_cluster.nodename

@@ -180,11 +180,7 @@ def test_a_job_waiting_for_a_drained_node_is_reported(slurm_cluster, tmp_path):
         )
     finally:
         slurm_cluster.run_client("scontrol", "update", f"nodename={node}", "state=resume")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and slurm_cluster.run_client(
-            "sinfo", "-h", "-N", "-o", "%T"
-        ).strip() != "idle":
-            time.sleep(0.5)
+        slurm_cluster.wait_until_idle(timeout=30)
     assert proc.returncode == 1, show(proc)
     message = next(line for line in proc.stderr.splitlines() if "stayed pending" in line)
     print(message)
