@@ -39,6 +39,11 @@ class TrainerConfig:
     batch_size: int = field(default=32, metadata=at_least(1))
     #: Samples per forward/backward; the update does not depend on it.
     micro_batch_size: int = field(default=32, metadata=at_least(1))
+    #: SFT, DPO and RM: when > 0, a micro-batch also holds at most this many tokens, padding
+    #: included (rows x longest row); the step's samples are grouped by length first, so
+    #: short samples are not padded to the longest. 0: consecutive micro_batch_size chunks.
+    #: The update does not depend on it.
+    micro_batch_tokens: int = field(default=0, metadata=at_least(0))
     lr: float = field(default=1e-3, metadata=above(0))
     weight_decay: float = field(default=0.0, metadata=at_least(0))
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])

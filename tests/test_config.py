@@ -82,6 +82,7 @@ def test_component_keys_types_and_choices_fail_while_composing(compose, override
 @pytest.mark.parametrize("overrides, message", [
     (["trainer.batch_size=0"], "trainer.batch_size must be >= 1, got 0"),
     (["trainer.micro_batch_size=0"], "trainer.micro_batch_size must be >= 1, got 0"),
+    (["trainer.micro_batch_tokens=-1"], "trainer.micro_batch_tokens must be >= 0, got -1"),
     (["trainer.max_steps=-1"], "trainer.max_steps must be >= 0, got -1"),
     (["trainer.warmup_steps=-5"], "trainer.warmup_steps must be >= 0, got -5"),
     (["algo=grpo", "algo.kl_beta=-0.1"], "algo.kl_beta must be >= 0, got -0.1"),

@@ -90,7 +90,8 @@ class PreferenceAlgorithm(Algorithm):
         and the implicit rewards logged as ``rewards/{chosen,rejected,margin,accuracy}``."""
 
     def batches(self, samples: Sequence[PreferenceSample], size: int) -> list[PairBatch]:
-        return pair_batches(self.ctx.tokenizer, samples, size, self.config.max_length)
+        return pair_batches(self.ctx.tokenizer, samples, size, self.config.max_length,
+                            self.ctx.trainer.micro_batch_tokens)
 
     def prepare(self, samples: Sequence[PreferenceSample]) -> StepPlan:
         precompute = self.reference is not None and self.config.precompute_ref

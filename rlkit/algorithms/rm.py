@@ -34,7 +34,8 @@ class RewardModelling(Algorithm):
     model_kind = "sequence_classification"
 
     def batches(self, samples: Sequence[PreferenceSample], size: int) -> list[PairBatch]:
-        return pair_batches(self.ctx.tokenizer, samples, size, self.config.max_length)
+        return pair_batches(self.ctx.tokenizer, samples, size, self.config.max_length,
+                            self.ctx.trainer.micro_batch_tokens)
 
     def prepare(self, samples: Sequence[PreferenceSample]) -> StepPlan:
         return StepPlan([self.batches(samples, self.ctx.trainer.micro_batch_size)])

@@ -7,7 +7,7 @@ from typing import Sequence
 from rlkit.algorithms.base import Algorithm, LossOutput, StepPlan, TrainContext
 from rlkit.algorithms.config import SFTConfig
 from rlkit.algorithms.losses import sft_loss
-from rlkit.data.collate import TokenBatch, TokenizedSample, chunks, collate, pack, tokenize
+from rlkit.data.collate import TokenBatch, TokenizedSample, collate, length_grouped_chunks, pack, tokenize
 from rlkit.models.forward import target_logprobs
 from rlkit.trainer.evaluation import greedy_accuracy
 from rlkit.types import SampleKind, SFTSample
@@ -32,7 +32,9 @@ class SFT(Algorithm):
         return ids
 
     def batches(self, samples: Sequence[SFTSample], micro_batch_size: int) -> list[TokenBatch]:
-        rows = chunks([self.tokenized(s) for s in samples], micro_batch_size)
+        tokenized = [self.tokenized(s) for s in samples]
+        rows = length_grouped_chunks(tokenized, [len(t) for t in tokenized], micro_batch_size,
+                                     self.ctx.trainer.micro_batch_tokens)
         pad = self.ctx.tokenizer.pad_token_id
         if self.config.packing:
             return [pack(chunk, pad, self.config.max_length) for chunk in rows]

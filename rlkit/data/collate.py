@@ -79,6 +79,30 @@ def chunks(items: Sequence[T], size: int) -> list[list[T]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
+def length_grouped_chunks(items: Sequence[T], lengths: Sequence[int], size: int, max_tokens: int) -> list[list[T]]:
+    """``items`` in micro-batches of at most ``size`` items and ``max_tokens`` padded tokens
+    (items x longest ``lengths``), longest items first; an item longer than ``max_tokens``
+    is a micro-batch of its own. ``max_tokens`` = 0: :func:`chunks` (the given order).
+
+    Right-padding a mix of short and long samples to the longest wastes the difference;
+    grouping by length spends the forward pass on real tokens instead. Longest first, a
+    micro-batch's width is that of its first item, and a budget too large for the device
+    fails on the first micro-batch.
+    """
+    if max_tokens == 0:
+        return chunks(items, size)
+    groups: list[list[T]] = []
+    width = 0
+    # Stable sort: items of equal length keep their order.
+    for i in sorted(range(len(items)), key=lambda i: -lengths[i]):
+        if groups and len(groups[-1]) < size and (len(groups[-1]) + 1) * width <= max_tokens:
+            groups[-1].append(items[i])
+        else:
+            groups.append([items[i]])
+            width = lengths[i]
+    return groups
+
+
 def tokenize(tokenizer, prompt: Prompt, completion: str, max_length: int) -> TokenizedSample:
     """Prompt tokens then completion tokens then EOS, cut to ``max_length``.
 

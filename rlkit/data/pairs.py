@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from rlkit.data.collate import TokenBatch, chunks, collate, tokenize
+from rlkit.data.collate import TokenBatch, collate, length_grouped_chunks, tokenize
 from rlkit.types import PreferenceSample
 
 
@@ -40,13 +40,19 @@ class PairBatch:
         return torch.tensor([s.margin or 0.0 for s in self.samples])
 
 
-def pair_batches(tokenizer, samples: Sequence[PreferenceSample], size: int, max_length: int) -> list[PairBatch]:
-    """``samples`` in batches of ``size`` pairs, each row tokenised with :func:`tokenize`."""
+def pair_batches(tokenizer, samples: Sequence[PreferenceSample], size: int, max_length: int,
+                 max_tokens: int = 0) -> list[PairBatch]:
+    """``samples`` in batches of ``size`` pairs, each row tokenised with :func:`tokenize`;
+    with ``max_tokens`` > 0, also of at most that many padded tokens, pairs grouped by length
+    (:func:`~rlkit.data.collate.length_grouped_chunks`)."""
+    pairs = [(s, tokenize(tokenizer, s.prompt, s.chosen, max_length), tokenize(tokenizer, s.prompt, s.rejected, max_length))
+             for s in samples]
+    # A pair is two rows as long as its longer side.
+    lengths = [max(len(chosen), len(rejected)) for _, chosen, rejected in pairs]
     batches = []
-    for chunk in chunks(samples, size):
-        rows = [tokenize(tokenizer, s.prompt, s.chosen, max_length) for s in chunk]
-        rows += [tokenize(tokenizer, s.prompt, s.rejected, max_length) for s in chunk]
-        batches.append(PairBatch(chunk, collate(rows, tokenizer.pad_token_id)))
+    for chunk in length_grouped_chunks(pairs, lengths, size, max_tokens // 2):
+        rows = [chosen for _, chosen, _ in chunk] + [rejected for _, _, rejected in chunk]
+        batches.append(PairBatch([s for s, _, _ in chunk], collate(rows, tokenizer.pad_token_id)))
     return batches
 
 

@@ -29,9 +29,10 @@ def pairs():
     return task.load("train", SampleKind.PREFERENCE)[:8]
 
 
-def make_dpo(policy, tokenizer, model_dir, micro_batch_size=8, **config) -> DPO:
+def make_dpo(policy, tokenizer, model_dir, micro_batch_size=8, micro_batch_tokens=0, **config) -> DPO:
     ctx = TrainContext(policy=policy, tokenizer=tokenizer, backend=SingleBackend(SingleBackend.Config(device="cpu")),
-                       trainer=TrainerConfig(micro_batch_size=micro_batch_size, eval_batch_size=micro_batch_size),
+                       trainer=TrainerConfig(micro_batch_size=micro_batch_size, eval_batch_size=micro_batch_size,
+                                             micro_batch_tokens=micro_batch_tokens),
                        model=ModelConfig(name_or_path=str(model_dir)))
     return DPO(DPO.Config(max_length=64, **config), ctx)
 
@@ -67,11 +68,16 @@ def test_policy_equal_to_reference_gives_log2_and_chance_accuracy(tiny, tiny_mod
     assert metrics["rewards/margin"] == 0 and metrics["rewards/accuracy"] == 0.5
 
 
-@pytest.mark.parametrize("loss_type, nll_weight", [("sigmoid", 0.5), ("ipo", 0.0), ("robust", 0.0)])
-def test_update_does_not_depend_on_micro_batch_split(tiny, tiny_model_dir, pairs, loss_type, nll_weight):
+@pytest.mark.parametrize("loss_type, nll_weight, micro_batch_tokens",
+                         [("sigmoid", 0.5, 0), ("ipo", 0.0, 0), ("robust", 0.0, 0), ("sigmoid", 0.5, 100)])
+def test_update_does_not_depend_on_micro_batch_split(tiny, tiny_model_dir, pairs, loss_type, nll_weight,
+                                                     micro_batch_tokens):
+    """Split in 4 micro-batches of 2 pairs, or (trainer.micro_batch_tokens) grouped by length."""
     policy = copy.deepcopy(tiny[0]).double()
     options = dict(loss_type=loss_type, nll_weight=nll_weight, label_smoothing=0.1 if loss_type == "robust" else 0.0)
-    whole, split = (make_dpo(policy, tiny[1], tiny_model_dir, size, **options) for size in (8, 2))
+    whole = make_dpo(policy, tiny[1], tiny_model_dir, 8, **options)
+    split = make_dpo(policy, tiny[1], tiny_model_dir, 8 if micro_batch_tokens else 2, micro_batch_tokens, **options)
+    assert len(split.prepare(pairs).updates[0]) > 1
     perturb_(policy)
     metrics_1x8, grads_1x8 = run_update(whole, pairs)
     metrics_4x2, grads_4x2 = run_update(split, pairs)

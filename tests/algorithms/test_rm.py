@@ -40,9 +40,10 @@ PAIRS = [
 ]
 
 
-def make_rm(model, tokenizer, micro_batch_size=4, center_coef=0.0) -> RewardModelling:
+def make_rm(model, tokenizer, micro_batch_size=4, center_coef=0.0, micro_batch_tokens=0) -> RewardModelling:
     ctx = TrainContext(policy=model, tokenizer=tokenizer, backend=SingleBackend(SingleBackend.Config(device="cpu")),
-                       trainer=TrainerConfig(micro_batch_size=micro_batch_size, eval_batch_size=micro_batch_size),
+                       trainer=TrainerConfig(micro_batch_size=micro_batch_size, eval_batch_size=micro_batch_size,
+                                             micro_batch_tokens=micro_batch_tokens),
                        model=ModelConfig())
     return RewardModelling(RewardModelling.Config(max_length=64, center_coef=center_coef), ctx)
 
@@ -88,19 +89,22 @@ def test_loss_is_bradley_terry_with_row_margins_and_centring(reward_model, tiny)
     assert out.metrics["rewards/margin"] == pytest.approx((r_c - r_r).mean().item(), abs=1e-5)
 
 
-def test_update_does_not_depend_on_micro_batch_split(reward_model, tiny):
+@pytest.mark.parametrize("split", [dict(micro_batch_size=1), dict(micro_batch_size=4, micro_batch_tokens=60)])
+def test_update_does_not_depend_on_micro_batch_split(reward_model, tiny, split):
+    """One pair per micro-batch, or (trainer.micro_batch_tokens) pairs grouped by length."""
     model = copy.deepcopy(reward_model).double()
 
-    def update(micro_batch_size):
-        rm = make_rm(model, tiny[1], micro_batch_size, center_coef=0.1)
+    def update(micro_batch_size, micro_batch_tokens=0):
+        rm = make_rm(model, tiny[1], micro_batch_size, center_coef=0.1, micro_batch_tokens=micro_batch_tokens)
         model.zero_grad()
         update = rm.prepare(PAIRS).updates[0]
+        assert micro_batch_size == 4 and not micro_batch_tokens or len(update) > 1
         totals = update_totals(rm, update, rm.ctx.backend)
         total = sum(rm.loss(m, totals).loss for m in update)
         total.backward()
         return total.item(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
-    (loss_1x4, grads_1x4), (loss_4x1, grads_4x1) = update(4), update(1)
+    (loss_1x4, grads_1x4), (loss_4x1, grads_4x1) = update(4), update(**split)
     assert loss_4x1 == pytest.approx(loss_1x4, rel=1e-12)
     for name, grad in grads_1x4.items():
         torch.testing.assert_close(grads_4x1[name], grad, rtol=1e-9, atol=1e-12, msg=name)

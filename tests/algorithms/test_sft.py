@@ -22,9 +22,10 @@ def samples():
     return task.load("train", SampleKind.SFT)[:8]
 
 
-def make_sft(model, tokenizer, micro_batch_size, packing=False):
+def make_sft(model, tokenizer, micro_batch_size, packing=False, micro_batch_tokens=0):
     ctx = TrainContext(policy=model, tokenizer=tokenizer, backend=SingleBackend(SingleBackend.Config(device="cpu")),
-                       trainer=TrainerConfig(micro_batch_size=micro_batch_size), model=ModelConfig())
+                       trainer=TrainerConfig(micro_batch_size=micro_batch_size, micro_batch_tokens=micro_batch_tokens),
+                       model=ModelConfig())
     return SFT(SFT.Config(max_length=64, packing=packing), ctx)
 
 
@@ -41,10 +42,13 @@ def gradients(algorithm, samples):
     return total, {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
-def test_update_does_not_depend_on_micro_batch_split(tiny, samples):
+@pytest.mark.parametrize("micro_batch_size, micro_batch_tokens", [(2, 0), (8, 100)])
+def test_update_does_not_depend_on_micro_batch_split(tiny, samples, micro_batch_size, micro_batch_tokens):
     model, tokenizer = copy.deepcopy(tiny[0]).double(), tiny[1]
     loss_1x8, grads_1x8 = gradients(make_sft(model, tokenizer, 8), samples)
-    loss_4x2, grads_4x2 = gradients(make_sft(model, tokenizer, 2), samples)
+    split = make_sft(model, tokenizer, micro_batch_size, micro_batch_tokens=micro_batch_tokens)
+    assert len(split.prepare(samples).updates[0]) > 1
+    loss_4x2, grads_4x2 = gradients(split, samples)
     assert loss_1x8 == pytest.approx(loss_4x2, rel=1e-10)
     for name, grad in grads_1x8.items():
         torch.testing.assert_close(grads_4x2[name], grad, rtol=1e-9, atol=1e-12, msg=name)
@@ -71,3 +75,17 @@ def test_loss_covers_completion_tokens_only(tiny, samples):
     expected = sum(len(tokenizer(s.completion, add_special_tokens=False).input_ids) + 1 for s in samples)
     assert algorithm.counts(micro) == {"tokens": expected} and len(targets) == expected
     assert (targets == tokenizer.eos_token_id).sum() == len(samples)
+
+
+def test_a_token_budget_groups_samples_by_length(tiny):
+    """trainer.micro_batch_tokens: micro-batches of similar lengths, each within the budget
+    (rows x width), so fewer padded tokens are computed than in one right-padded batch."""
+    task = ArithmeticTask(ArithmeticTask.Config(train_size=64, eval_size=8, worked_fraction=0.5))
+    mixed = task.load("train", SampleKind.SFT)[:32]
+    [whole] = make_sft(tiny[0], tiny[1], 32).prepare(mixed).updates
+    [grouped] = make_sft(tiny[0], tiny[1], 32, micro_batch_tokens=256).prepare(mixed).updates
+    assert len(grouped) > 1 and all(b.input_ids.numel() <= 256 for b in grouped)
+    widths = [b.input_ids.shape[1] for b in grouped]
+    assert widths == sorted(widths, reverse=True) and widths[0] == whole[0].input_ids.shape[1] > widths[-1]
+    assert sum(b.num_targets for b in grouped) == whole[0].num_targets
+    assert sum(b.input_ids.numel() for b in grouped) < 0.8 * whole[0].input_ids.numel()
