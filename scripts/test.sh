@@ -13,22 +13,27 @@ scripts/install_sandbox.sh
 vllm_tests="${RLKIT_VLLM_TESTS:-1}"
 [ "$vllm_tests" = 0 ] || scripts/setup_vllm.sh
 status=0
+# Every pytest run's output is kept, and a short digest of its failures printed last.
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 if [ $# -gt 0 ]; then
-    .venv/bin/python -m pytest "$@" || status=$?
+    .venv/bin/python -m pytest "$@" 2>&1 | tee "$logs/main.log" || status=$?
 else
     # The Slurm tests mostly wait on the scheduler (time limits, requeues, job arrays), so
     # they run beside the others, in a second pytest; those that also start Ray stay in the
     # first, since `ray.init()` attaches to the newest `ray start` cluster on the machine.
-    slurm_log=$(mktemp)
-    .venv/bin/python -m pytest -p no:cacheprovider -m "slurm and not ray" >"$slurm_log" 2>&1 &
+    .venv/bin/python -m pytest -p no:cacheprovider -m "slurm and not ray" >"$logs/slurm.log" 2>&1 &
     slurm_tests=$!
-    .venv/bin/python -m pytest -m "not (slurm and not ray)" || status=$?
+    .venv/bin/python -m pytest -m "not (slurm and not ray)" 2>&1 | tee "$logs/main.log" || status=$?
     wait "$slurm_tests" || status=$?
     echo "==== the Slurm tests (run beside the others) ===="
-    cat "$slurm_log"
-    rm -f "$slurm_log"
+    cat "$logs/slurm.log"
 fi
 if [ "$vllm_tests" != 0 ]; then
-    .venv-vllm/bin/python -m pytest -m vllm tests/generators || status=$?
+    .venv-vllm/bin/python -m pytest -m vllm tests/generators 2>&1 | tee "$logs/vllm.log" || status=$?
+fi
+if [ "$status" != 0 ]; then
+    echo "==== failures, in short (exit $status) ===="
+    .venv/bin/python scripts/failure_digest.py "$logs"/*.log
 fi
 exit "$status"

@@ -293,7 +293,7 @@ class LocalSlurmCluster:
         self._started = False
         t0 = time.perf_counter()
         try:
-            self._cancel_jobs()
+            self.cancel_jobs()
         finally:
             self._stop_daemons()
             self.stop_seconds = time.perf_counter() - t0
@@ -561,7 +561,14 @@ exit 0
         self._last_node_state = out.strip() or "not listed"
         return self._last_node_state == "idle"
 
-    def _cancel_jobs(self) -> None:
+    def clear_jobs(self, timeout: float = 120.0) -> None:
+        """Cancel every job still queued or running and wait until the node is idle: what
+        one test left behind (a job still exiting, or one a failed test never waited for)
+        does not hold the node for the next."""
+        self.cancel_jobs()
+        self.wait_until_idle(timeout)
+
+    def cancel_jobs(self) -> None:
         if "slurmctld" not in self._procs or self._procs["slurmctld"].poll() is not None:
             return
         try:

@@ -6,7 +6,8 @@ Enable them with ``pytest_plugins = ["tests.slurm_fixtures"]`` in ``tests/confte
 exports its environment (``SLURM_CONF``, and ``PATH`` with the cluster's ``sacct``
 stand-in first) into ``os.environ`` so that sbatch, squeue, submitit, Hydra's submitit
 launcher and any subprocess started with the inherited environment talk to it; restores
-the environment and stops every daemon at the end.
+the environment and stops every daemon at the end. After each test that uses it, the
+jobs it left are cancelled and the node waited for until idle (``slurm_jobs_cleared``).
 Missing Slurm binaries are a failure, not a skip: run ``scripts/install_slurm.sh``.
 """
 
@@ -59,3 +60,12 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSlu
             else:
                 os.environ[key] = value
         cluster.stop()
+
+
+@pytest.fixture(autouse=True)
+def slurm_jobs_cleared(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test on the session cluster, no job of it is left holding the node: one
+    test's failure (or a job still exiting) must not make the next test's jobs wait."""
+    yield
+    if "slurm_cluster" in request.fixturenames:
+        request.getfixturevalue("slurm_cluster").clear_jobs()

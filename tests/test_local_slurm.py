@@ -46,7 +46,6 @@ def _running(pid: int) -> bool:
 
 
 def test_cluster_node_is_idle_with_machine_resources(slurm_cluster):
-    slurm_cluster.wait_until_idle()  # after the jobs of tests that ran before this one
     out = slurm_cluster.run_client("sinfo", "-h", "-N", "-o", "%N|%T|%c|%m|%P")
     node, state, cpus, mem, partition = out.strip().split("|")
     assert node == slurm_cluster.nodename
@@ -144,7 +143,7 @@ def test_killed_job_is_seen_as_failed_by_submitit(slurm_cluster, tmp_path):
         os.kill(os.getpid(), signal.SIGKILL)
 
     job = _executor(slurm_cluster, tmp_path / "submitit").submit(killed_fn)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a busy machine (CI runs other tests beside these) is slow to start it
     while not job.done(force_check=True):
         assert time.monotonic() < deadline, f"submitit never saw job {job.job_id} end"
         time.sleep(0.5)

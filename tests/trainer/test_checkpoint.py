@@ -84,16 +84,22 @@ def test_killed_run_resumes_from_last_checkpoint_and_matches_uninterrupted_run(t
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((run_dir / "status.json").read_text())["status"] == "completed"
 
+    # Usually bitwise equal, but not always (2 of 20 loops of this test, and twice in CI): the
+    # resumed process's first step then differs in the last bits (its loss by ~3e-7, relatively;
+    # layer 0's q/k projections change most), and the steps after it carry that on to ~3e-6 in
+    # the losses and ~4e-6 in the final weights. The tolerances are about 30 times that, and 40
+    # times below what a learning rate 1% off moves (5.6e-3 in the losses, 4e-3 in the weights);
+    # a wrong optimizer state or data position moves more.
     logged = [r for r in metrics(run_dir) if "loss" in r]
     assert [r["step"] for r in logged] == list(range(1, 31))
     expected = {r["step"]: r["loss"] for r in metrics(reference) if "loss" in r}
     for row in logged:
-        assert row["loss"] == pytest.approx(expected[row["step"]], rel=1e-5), row["step"]
+        assert row["loss"] == pytest.approx(expected[row["step"]], rel=1e-4), row["step"]
 
     a = AutoModelForCausalLM.from_pretrained(reference / "final")
     b = AutoModelForCausalLM.from_pretrained(run_dir / "final")
-    for (name, p), q in zip(a.named_parameters(), b.parameters()):
-        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+    differences = {name: (p - q).abs().max().item() for (name, p), q in zip(a.named_parameters(), b.parameters())}
+    assert max(differences.values()) < 1e-4, differences
 
 
 @pytest.mark.parametrize("lora", [False, True])
