@@ -14,9 +14,13 @@ import sys
 from pathlib import Path
 
 SECTION = re.compile(r"^=+ (FAILURES|ERRORS) =+$")
-END = re.compile(r"^=+ (warnings summary|short test summary info|slowest \d+ durations|.* in [\d.]+s.*) =+$")
+END = re.compile(
+    r"^=+ (warnings summary|short test summary info|slowest \d+ durations|.* in [\d.]+s.*) =+$"
+)
 TEST_HEADER = re.compile(r"^_+ \S.* _+$")
 CAPTURED = re.compile(r"^-+ Captured .* -+$")
+#: A traceback line naming a file and line (``tests/x.py:12: AssertionError``).
+LOCATION = re.compile(r"^\S+\.py:\d+: ")
 #: Lines kept per failed test: its E lines, and the first lines of each captured section.
 MAX_ERROR_LINES, MAX_CAPTURED_LINES = 25, 15
 
@@ -45,7 +49,7 @@ def digest(lines: list[str]) -> list[str]:
             captured += 1
             if captured <= MAX_CAPTURED_LINES:
                 out.append(line)
-        elif line.startswith("E ") or re.match(r"^\S+\.py:\d+: ", line):
+        elif line.startswith("E ") or LOCATION.match(line):
             errors += 1
             if errors <= MAX_ERROR_LINES:
                 out.append(line)

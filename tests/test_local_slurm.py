@@ -143,7 +143,8 @@ def test_killed_job_is_seen_as_failed_by_submitit(slurm_cluster, tmp_path):
         os.kill(os.getpid(), signal.SIGKILL)
 
     job = _executor(slurm_cluster, tmp_path / "submitit").submit(killed_fn)
-    deadline = time.monotonic() + 180  # a busy machine (CI runs other tests beside these) is slow to start it
+    # A busy machine (CI runs other tests beside these) can be slow to start it.
+    deadline = time.monotonic() + 180
     while not job.done(force_check=True):
         assert time.monotonic() < deadline, f"submitit never saw job {job.job_id} end"
         time.sleep(0.5)

@@ -98,7 +98,9 @@ def test_killed_run_resumes_from_last_checkpoint_and_matches_uninterrupted_run(t
 
     a = AutoModelForCausalLM.from_pretrained(reference / "final")
     b = AutoModelForCausalLM.from_pretrained(run_dir / "final")
-    differences = {name: (p - q).abs().max().item() for (name, p), q in zip(a.named_parameters(), b.parameters())}
+    differences = {
+        name: (p - q).abs().max().item() for (name, p), q in zip(a.named_parameters(), b.parameters())
+    }
     assert max(differences.values()) < 1e-4, differences
 
 
