@@ -23,11 +23,19 @@ consecutive optimizer steps (logging included), the first ``--warmup`` steps lef
 The matmul peak is measured at the start (fp32, the benchmark's threads); ``peak%`` is the
 model FLOPs of a step (6 N per trained token, 2 N per token of a no-grad pass, N the
 matmul parameters) over step time and peak.
+
+After the timed runs, one more run per framework times the kernels of the model's work,
+which both call the same way (matrix products and attention, ``KernelClock``): ``kernel%``
+is their share of that run's median step. A framework can shave only what lies outside
+them, so ``ceiling`` = ratio / rlkit's share is the most rlkit could reach on this work
+without computing less. The clock slows the other operators a little, so the shares are
+somewhat low and the ceiling somewhat high.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -147,6 +155,42 @@ class Counter:
         return {"train_real": self.train_real, "train_padded": self.train_padded, "nograd_real": self.nograd_real}
 
 
+class KernelClock:
+    """Wall time spent in matrix products and attention kernels (forward and backward), as a
+    ``TorchDispatchMode`` that times those operators alone, while ``active``. Its dispatch
+    slows every other operator, so a clocked run's step times are not the timed runs'."""
+
+    def __init__(self):
+        self.active = True
+        self.seconds = 0.0
+
+    def __enter__(self) -> "KernelClock":
+        import torch
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        aten = torch.ops.aten
+        kernels = {aten.mm.default, aten.addmm.default, aten.bmm.default, aten.baddbmm.default,
+                   aten._scaled_dot_product_flash_attention_for_cpu.default,
+                   aten._scaled_dot_product_flash_attention_for_cpu_backward.default}
+        clock = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if func not in kernels or not clock.active:
+                    return func(*args, **(kwargs or {}))
+                start = time.perf_counter()
+                out = func(*args, **(kwargs or {}))
+                clock.seconds += time.perf_counter() - start
+                return out
+
+        self._mode = Mode()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._mode.__exit__(*exc)
+
+
 def model_dir(size: str) -> Path:
     """The saved random-init model (and tokenizer) of ``size``, as rlkit materialises it."""
     from rlkit.config import TinyModelConfig
@@ -158,14 +202,16 @@ def model_dir(size: str) -> Path:
 # ------------------------------------------------------------------ workers (fresh processes)
 
 
-def run_rlkit(work: Workload, run_dir: Path) -> dict:
-    """Train ``work`` with rlkit; the end time of every optimizer step and the token counts."""
+def run_rlkit(work: Workload, run_dir: Path, clock: KernelClock | None) -> dict:
+    """Train ``work`` with rlkit; the end time of every optimizer step and the token counts
+    (with ``clock``: also the kernel seconds so far at each step's end)."""
     from transformers import AutoTokenizer
 
     from rlkit.launch import train
     from rlkit.trainer.loop import Trainer
 
     ends: list[float] = []
+    kernels: list[float] = []
     original = Trainer.train_step
     with Counter(AutoTokenizer.from_pretrained(model_dir(work.size)).pad_token_id) as counter:
         counter.active = False
@@ -175,6 +221,7 @@ def run_rlkit(work: Workload, run_dir: Path) -> dict:
             metrics = original(self)
             counter.active = False
             ends.append(time.perf_counter())
+            kernels.append(clock.seconds if clock else 0.0)
             return metrics
 
         Trainer.train_step = timed_step
@@ -182,7 +229,7 @@ def run_rlkit(work: Workload, run_dir: Path) -> dict:
             train(composed(rlkit_overrides(work, run_dir)), run_dir)
         finally:
             Trainer.train_step = original
-    return {"ends": ends, **counter.totals()}
+    return {"ends": ends, "kernels": kernels, **counter.totals()}
 
 
 def rows_in_rlkit_order(work: Workload, tokenizer) -> list[dict]:
@@ -210,7 +257,7 @@ def rows_in_rlkit_order(work: Workload, tokenizer) -> list[dict]:
     return rows
 
 
-def run_trl(work: Workload, run_dir: Path) -> dict:
+def run_trl(work: Workload, run_dir: Path, clock: KernelClock | None) -> dict:
     import torch
     from datasets import Dataset
     from torch.utils.data import SequentialSampler
@@ -226,10 +273,12 @@ def run_trl(work: Workload, run_dir: Path) -> dict:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     dataset = Dataset.from_list(rows_in_rlkit_order(work, tokenizer))
     ends: list[float] = []
+    kernels: list[float] = []
 
     class StepEnds(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             ends.append(time.perf_counter())
+            kernels.append(clock.seconds if clock else 0.0)
 
     common = dict(output_dir=str(run_dir), max_steps=work.steps, learning_rate=LR, lr_scheduler_type="constant",
                   logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, seed=SEED,
@@ -265,7 +314,7 @@ def run_trl(work: Workload, run_dir: Path) -> dict:
     trainer.add_callback(StepEnds())
     with Counter(tokenizer.pad_token_id) as counter:
         trainer.train()
-    return {"ends": ends, **counter.totals()}
+    return {"ends": ends, "kernels": kernels, **counter.totals()}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -273,8 +322,8 @@ def worker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     work = Workload(args.workload, args.size, args.steps)
-    with tempfile.TemporaryDirectory() as tmp:
-        result = (run_rlkit if args.worker == "rlkit" else run_trl)(work, Path(tmp) / "run")
+    with tempfile.TemporaryDirectory() as tmp, KernelClock() if args.clock else contextlib.nullcontext() as clock:
+        result = (run_rlkit if args.worker == "rlkit" else run_trl)(work, Path(tmp) / "run", clock)
     Path(args.result).write_text(json.dumps(result))
 
 
@@ -303,10 +352,11 @@ def matmul_params(size: str) -> int:
     return sum(p.numel() for name, p in model.named_parameters() if "norm" not in name)
 
 
-def launch(framework: str, work: Workload, threads: int) -> dict:
+def launch(framework: str, work: Workload, threads: int, clock: bool = False) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as result:
         command = [sys.executable, __file__, "--worker", framework, "--workload", work.name, "--size", work.size,
-                   "--steps", str(work.steps), "--threads", str(threads), "--result", result.name]
+                   "--steps", str(work.steps), "--threads", str(threads), "--result", result.name,
+                   *(["--clock"] if clock else [])]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         if done.returncode != 0:
@@ -314,8 +364,10 @@ def launch(framework: str, work: Workload, threads: int) -> dict:
         return json.loads(Path(result.name).read_text())
 
 
-def step_times(result: dict, warmup: int) -> list[float]:
-    ends = result["ends"]
+def step_times(result: dict, warmup: int, key: str = "ends") -> list[float]:
+    """Per-step differences of ``result[key]`` (step end times, or kernel seconds so far)
+    after the first ``warmup`` steps."""
+    ends = result[key]
     return [b - a for a, b in zip(ends[warmup:], ends[warmup + 1 :])]
 
 
@@ -336,6 +388,7 @@ def main() -> None:
     parser.add_argument("--workload", choices=WORKLOADS, help=argparse.SUPPRESS)
     parser.add_argument("--size", choices=sorted(SIZES), help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--clock", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
@@ -344,7 +397,8 @@ def main() -> None:
     print(f"matmul peak: {peak:.0f} GFLOP/s (fp32, {args.threads} threads{', given' if args.peak else ''}); {args.reps} repetitions, "
           f"ratio = TRL step time / rlkit step time (paired per repetition), median [min-max]", flush=True)
     header = (f"{'work':<8} {'size':<7} {'rlkit ms':>9} {'TRL ms':>9} {'ratio':>18} {'rlkit peak%':>11} "
-              f"{'TRL peak%':>9}  tokens/step rlkit train real/padded, no-grad | TRL same")
+              f"{'TRL peak%':>9} {'kernel% rlkit/TRL':>17} {'ceiling':>7}  "
+              f"tokens/step rlkit train real/padded, no-grad | TRL same")
     print(header, flush=True)
     params = {size: matmul_params(size) for size in args.sizes}
     for name in args.workloads:
@@ -360,6 +414,12 @@ def main() -> None:
                     n = len(result["ends"])
                     tokens[framework] = [result[k] / n for k in ("train_real", "train_padded", "nograd_real")]
             ratios = [t / r for r, t in zip(medians["rlkit"], medians["trl"])]
+            kernel_share = {}
+            for framework in ("rlkit", "trl"):
+                clocked = launch(framework, work, args.threads, clock=True)
+                kernel_share[framework] = (statistics.median(step_times(clocked, args.warmup, "kernels"))
+                                           / statistics.median(step_times(clocked, args.warmup)))
+            ceiling = statistics.median(ratios) / kernel_share["rlkit"]
             print(f"  {name} {size}: per repetition rlkit/TRL ms " + ", ".join(
                 f"{1000 * r:.0f}/{1000 * t:.0f}" for r, t in zip(medians["rlkit"], medians["trl"])), flush=True)
 
@@ -371,7 +431,9 @@ def main() -> None:
             counts = " | ".join(f"{a:.0f}/{b:.0f}, {c:.0f}" for a, b, c in (tokens["rlkit"], tokens["trl"]))
             print(f"{name:<8} {size:<7} {1000 * statistics.median(medians['rlkit']):9.1f} "
                   f"{1000 * statistics.median(medians['trl']):9.1f} {fmt_ratio(ratios):>18} "
-                  f"{percent('rlkit'):11.1f} {percent('trl'):9.1f}  {counts}", flush=True)
+                  f"{percent('rlkit'):11.1f} {percent('trl'):9.1f} "
+                  f"{100 * kernel_share['rlkit']:8.0f}/{100 * kernel_share['trl']:<8.0f} {ceiling:7.2f}  {counts}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,16 @@ class EpochSampler:
             raise ValueError(f"the train split has {num_samples} samples, fewer than trainer.batch_size={batch_size}")
         self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
         self.epoch, self.position = 0, 0
+        self._orders: dict[int, list[int]] = {}
 
     def _order(self) -> list[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return torch.randperm(self.num_samples, generator=generator).tolist()
+        # Kept per epoch: a fresh permutation of a large dataset every step costs about 1% of
+        # a small model's step. ``peek`` may ask for the next epoch's while this one runs.
+        if self.epoch not in self._orders:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            self._orders = {e: o for e, o in self._orders.items() if e >= self.epoch - 1}
+            self._orders[self.epoch] = torch.randperm(self.num_samples, generator=generator).tolist()
+        return self._orders[self.epoch]
 
     def next_batch(self) -> list[int]:
         if self.position + self.batch_size > self.num_samples:  # drop the ragged tail of an epoch

@@ -1,6 +1,6 @@
 """benchmarks/compare_trl.py's rlkit side runs (TRL's is not installed in CI): a GRPO run with
-the KL term counts its tokens and times its steps, and the rows TRL gets tokenize to
-exactly rlkit's tokens."""
+the KL term counts its tokens and times its steps and kernels, the kernel clock times
+matrix products and nothing else, and the rows TRL gets tokenize to exactly rlkit's tokens."""
 
 from __future__ import annotations
 
@@ -22,14 +22,17 @@ def bench():
     del sys.modules[spec.name]
 
 
-def test_rlkit_side_times_steps_and_counts_tokens(bench, tmp_path):
+def test_rlkit_side_times_steps_kernels_and_counts_tokens(bench, tmp_path):
     from transformers import LlamaModel
 
     forward = LlamaModel.forward
     work = bench.Workload("grpo04", "small", steps=2)
-    result = bench.run_rlkit(work, tmp_path / "run")
+    with bench.KernelClock() as clock:
+        result = bench.run_rlkit(work, tmp_path / "run", clock)
     assert LlamaModel.forward is forward  # the counting patch is undone
     assert len(result["ends"]) == 2 and result["ends"][0] < result["ends"][1]
+    kernel_seconds = bench.step_times(result, 0, "kernels")[0]
+    assert 0 < kernel_seconds < bench.step_times(result, 0)[0]
     completions = bench.PROMPTS * bench.GROUP
     # Each step trains on 32 prompt+completion rows and decodes up to 16 tokens for each.
     assert result["train_padded"] >= result["train_real"] > 2 * completions
@@ -51,3 +54,19 @@ def test_trl_rows_tokenize_to_rlkit_tokens(bench):
         trl_ids = tokenizer(row["prompt"] + row["completion"] + tokenizer.eos_token, add_special_tokens=False).input_ids
         assert row["prompt"].startswith("<|user|>")
         assert len(trl_ids) == len(tokenize(tokenizer, row["prompt"], row["completion"], 512).input_ids)
+
+
+def test_kernel_clock_times_matrix_products_only_while_installed(bench):
+    import torch
+
+    a = torch.randn(512, 512, requires_grad=True)
+    with bench.KernelClock() as clock:
+        torch.exp(a).sum().backward()  # no matrix product
+        assert clock.seconds == 0
+        (a @ a).sum().backward()  # one forward, two backward products
+        assert clock.seconds > 0
+        clock.active, before = False, clock.seconds
+        (a @ a).sum().backward()
+        assert clock.seconds == before
+    (a @ a).sum()
+    assert clock.seconds == before  # the dispatch mode is gone
