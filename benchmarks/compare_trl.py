@@ -170,7 +170,9 @@ class KernelClock:
         from torch.utils._python_dispatch import TorchDispatchMode
 
         aten = torch.ops.aten
-        kernels = {aten.mm.default, aten.addmm.default, aten.bmm.default, aten.baddbmm.default,
+        # mm.out and addmm_ too: TRL's chunked LM head and loss (DPO, SFT) writes into buffers.
+        kernels = {aten.mm.default, aten.mm.out, aten.addmm.default, aten.addmm_.default, aten.addmm.out,
+                   aten.bmm.default, aten.baddbmm.default,
                    aten._scaled_dot_product_flash_attention_for_cpu.default,
                    aten._scaled_dot_product_flash_attention_for_cpu_backward.default}
         clock = self
